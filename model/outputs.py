@@ -1,0 +1,117 @@
+"""Headline output columns of a run, defined in ``outputs.yaml``.
+
+One function turns raw model results (Vensim-named columns indexed by time, from
+PySD or from the batch engine) into the tidy per-year table the CLI, the scorecard
+and the app share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+OUTPUTS_FILE = Path(__file__).resolve().parent / "outputs.yaml"
+CLUSTERS: tuple[str, ...] = (
+    "petrochem",
+    "auto",
+    "equipment",
+    "new_materials",
+    "electronics",
+    "software",
+    "basic_parts",
+    "appliances",
+    "textiles",
+    "biomedicine",
+    "stationery_sports",
+    "green_tech",
+    "other",
+)
+BINDING_LABELS: tuple[str, ...] = ("capital", "land", "energy")
+CLUSTER_OUTPUT_VARIABLE = "Cluster Gross Output"
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    """One headline column: where it comes from and how it is labelled."""
+
+    name: str
+    variable: str
+    scale: float
+    unit: str
+    label_en: str
+    label_zh: str
+
+
+@lru_cache(maxsize=1)
+def output_columns() -> tuple[OutputColumn, ...]:
+    """Return the headline columns in file order, then one per cluster."""
+    spec = yaml.safe_load(OUTPUTS_FILE.read_text(encoding="utf-8"))
+    columns = [
+        OutputColumn(
+            name=name,
+            variable=entry["variable"],
+            scale=float(entry["scale"]),
+            unit=entry["unit"],
+            label_en=entry["en"],
+            label_zh=entry["zh"],
+        )
+        for name, entry in spec.items()
+    ]
+    columns += [
+        OutputColumn(
+            name=f"gross_output_{cluster}",
+            variable=f"{CLUSTER_OUTPUT_VARIABLE}[{cluster}]",
+            scale=1.0,
+            unit="亿元 (nominal)",
+            label_en=f"Gross output: {cluster}",
+            label_zh=f"工业总产值：{cluster}",
+        )
+        for cluster in CLUSTERS
+    ]
+    return tuple(columns)
+
+
+def required_variables() -> list[str]:
+    """Model variables (Vensim names, without subscripts) the headline table needs."""
+    names = {column.variable.split("[")[0] for column in output_columns()}
+    return sorted(names)
+
+
+def binding_label(code: float) -> str:
+    """Map the model's binding-constraint code (0, 1, 2) to its name."""
+    index = int(round(float(code)))
+    if not 0 <= index < len(BINDING_LABELS):
+        raise ValueError(f"binding constraint code {code!r} is not one of 0, 1, 2")
+    return BINDING_LABELS[index]
+
+
+def headline_frame(raw: pd.DataFrame) -> pd.DataFrame:
+    """Turn raw results into the headline table, one row per year.
+
+    Parameters
+    ----------
+    raw : pandas.DataFrame
+        Indexed by time; columns are Vensim names, subscripted ones as ``Name[elem]``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``year`` (int), one column per headline output; ``binding_constraint``
+        holds ``capital``, ``land`` or ``energy``.
+    """
+    missing = [c.variable for c in output_columns() if c.variable not in raw.columns]
+    if missing:
+        raise KeyError(f"model results lack the variables {missing[:5]} needed for the table")
+    table = pd.DataFrame(index=pd.Index(np.round(raw.index.to_numpy()).astype(int), name="year"))
+    for column in output_columns():
+        values = raw[column.variable].to_numpy(dtype=float)
+        if column.name == "binding_constraint":
+            table[column.name] = [binding_label(v) for v in values]
+        else:
+            table[column.name] = values * column.scale
+    return table
