@@ -22,6 +22,10 @@ def _group() -> None:
     """System-dynamics scenarios of Ningbo's manufacturing (14th Five-Year plan)."""
 
 
+# Modules that add commands: each defines ``register(app: typer.Typer) -> None`` and keeps
+# its heavy imports inside the command functions so that ``ningbo-sd --help`` stays fast.
+COMMAND_MODULES: tuple[str, ...] = ()
+
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, KeyError, FileNotFoundError)
 
 
@@ -29,7 +33,9 @@ def write_atomically(frame: pd.DataFrame, output: Path, index: bool = False) -> 
     """Write a CSV so that a reader never sees a half-written file."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    handle, temporary = tempfile.mkstemp(
+        dir=output.parent, prefix=f".{output.name}.", suffix=".tmp"
+    )
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
             frame.to_csv(stream, index=index)
@@ -73,8 +79,16 @@ def run(
     typer.echo(f"wrote {len(frame)} rows x {frame.shape[1]} columns to {output}")
 
 
+def _register_commands() -> None:
+    import importlib
+
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(app)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; bad input exits with code 2 and one line on stderr."""
+    _register_commands()
     try:
         app(args=argv, standalone_mode=False)
     except typer.Exit as exc:
@@ -82,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 1
-    except Exception as exc:  # noqa: BLE001 - one clear line for the user, no traceback
+    except Exception as exc:
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click's errors
             typer.echo(f"error: {exc.format_message()}", err=True)
             return exc.exit_code

@@ -110,7 +110,7 @@ def read_metadata(path: str | Path = MODEL_PATH) -> ModelMeta:
     variables: dict[str, VariableMeta] = {}
     for element in section.elements:
         component = element.components[0]
-        limits = tuple(element.limits or ()) + (None, None)
+        limits = (*tuple(element.limits or ()), None, None)
         default = None
         if len(element.components) == 1 and type(component).__name__ == "AbstractComponent":
             default = _constant_value(component)

@@ -84,7 +84,7 @@ def required_variables() -> list[str]:
 
 def binding_label(code: float) -> str:
     """Map the model's binding-constraint code (0, 1, 2) to its name."""
-    index = int(round(float(code)))
+    index = round(float(code))
     if not 0 <= index < len(BINDING_LABELS):
         raise ValueError(f"binding constraint code {code!r} is not one of 0, 1, 2")
     return BINDING_LABELS[index]

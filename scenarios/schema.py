@@ -3,10 +3,18 @@
 A scenario is data: a title and description in English and Chinese, lever settings by
 plan period (each a value and a shape, ``step`` or ``ramp``), and optional overrides
 of any other model constant (an assumption), by its Vensim name.
+
+Every error names the file, the field (a dotted path such as
+``levers.investment_growth.2021-2025.value``), the value found and what is allowed.
+The structure is checked field by field before pydantic sees the data, so that a
+wrong type (text where a number belongs, ``true`` for a growth rate, a list for a
+period mapping) or a period that overlaps the plan periods gets its own message.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +26,9 @@ from model.metadata import MODEL_PATH, read_metadata
 from scenarios.levers import PERIODS, SHAPES, Lever, load_levers
 
 SCENARIO_DIR = Path(__file__).resolve().parent
+NOT_SCENARIOS = frozenset({"levers", "targets"})
+TOP_LEVEL_FIELDS = ("title", "description", "levers", "parameters")
+PERIOD_PATTERN = re.compile(r"^\s*(\d{4})\s*[-–]\s*(\d{4})\s*$")
 
 
 class ScenarioError(ValueError):
@@ -50,19 +61,208 @@ class Scenario(BaseModel):
     parameters: dict[str, float | list[float]] = Field(default_factory=dict)
     source: str = Field(default="<memory>", exclude=True)
 
+    @property
+    def name(self) -> str:
+        """Short name: the file stem of the source, else the English title."""
+        if self.source and self.source != "<memory>":
+            return Path(self.source).stem
+        return self.title.en
 
-def _range_text(lever: Lever) -> str:
-    return f"[{lever.low:g}, {lever.high:g}]"
+
+def bundled_scenarios() -> list[str]:
+    """Names of the scenario files shipped in ``scenarios/`` (``baseline``, ``plan_2025``...)."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml") if p.stem not in NOT_SCENARIOS)
 
 
-def _check_value(where: str, field: str, value: float, low: float | None, high: float | None):
-    if not np.isfinite(value):
-        raise ScenarioError(f"{where}: {field}: value {value!r} is not a finite number")
-    if (low is not None and value < low) or (high is not None and value > high):
+# ---------------------------------------------------------------- structural checks
+
+
+def _describe(value) -> str:
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a yes/no value)"
+    if isinstance(value, str):
+        return f"{value!r} (text)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return f"a list of {len(value)} item(s)"
+    if value is None:
+        return "nothing (empty)"
+    return repr(value)
+
+
+def _range_text(low: float | None, high: float | None) -> str:
+    return f"[{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}]"
+
+
+def _number(where: str, field: str, value, low: float | None, high: float | None) -> float:
+    """Check one number: a real int or float (not a bool, not text), finite, in range."""
+    allowed = f"a number in {_range_text(low, high)}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ScenarioError(f"{where}: {field}: expected {allowed}, got {_describe(value)}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ScenarioError(f"{where}: {field}: expected {allowed}, got {value!r}")
+    if (low is not None and number < low) or (high is not None and number > high):
         raise ScenarioError(
-            f"{where}: {field}: value {value:g} is outside the allowed range "
-            f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+            f"{where}: {field}: value {number:g} is outside the allowed range "
+            f"{_range_text(low, high)}"
         )
+    return number
+
+
+def _check_text(where: str, field: str, value) -> None:
+    if not isinstance(value, dict):
+        raise ScenarioError(
+            f"{where}: {field}: expected a mapping with 'en' and 'zh' texts, got {_describe(value)}"
+        )
+    for language in ("en", "zh"):
+        text = value.get(language)
+        if not isinstance(text, str) or not text.strip():
+            raise ScenarioError(
+                f"{where}: {field}.{language}: expected a non-empty text, got {_describe(text)}"
+            )
+    extra = sorted(set(value) - {"en", "zh"})
+    if extra:
+        raise ScenarioError(f"{where}: {field}.{extra[0]}: unknown field; allowed: en, zh")
+
+
+def _check_period_key(where: str, field: str, period) -> None:
+    if period in PERIODS:
+        return
+    allowed = ", ".join(PERIODS)
+    match = PERIOD_PATTERN.match(str(period))
+    if match:
+        start, end = int(match.group(1)), int(match.group(2))
+        overlapping = [
+            name
+            for name in PERIODS
+            if start <= int(name[5:]) and end >= int(name[:4]) and name != str(period)
+        ]
+        if start > end:
+            raise ScenarioError(
+                f"{where}: {field}.{period}: period ends before it starts; allowed: {allowed}"
+            )
+        if overlapping:
+            raise ScenarioError(
+                f"{where}: {field}.{period}: period overlaps {' and '.join(overlapping)}; "
+                f"lever values are set per plan period, allowed: {allowed}"
+            )
+        raise ScenarioError(
+            f"{where}: {field}.{period}: period is outside the scenario years; allowed: {allowed}"
+        )
+    raise ScenarioError(f"{where}: {field}.{period}: unknown period; allowed: {allowed}")
+
+
+def _check_period_entry(where: str, field: str, entry, lever: Lever) -> None:
+    if not isinstance(entry, dict):
+        _number(where, field, entry, lever.low, lever.high)
+        return
+    extra = sorted(set(entry) - {"value", "shape"})
+    if extra:
+        raise ScenarioError(f"{where}: {field}.{extra[0]}: unknown field; allowed: value, shape")
+    if "value" not in entry:
+        raise ScenarioError(
+            f"{where}: {field}.value: missing; expected a number in "
+            f"{_range_text(lever.low, lever.high)}"
+        )
+    _number(where, f"{field}.value", entry["value"], lever.low, lever.high)
+    shape = entry.get("shape", "step")
+    if shape not in SHAPES:
+        raise ScenarioError(
+            f"{where}: {field}.shape: got {_describe(shape)}; allowed: {', '.join(SHAPES)}"
+        )
+
+
+def _check_lever(where: str, field: str, setting, lever: Lever) -> None:
+    if lever.kind == "constant":
+        if isinstance(setting, dict):
+            raise ScenarioError(
+                f"{where}: {field}: expected one number in {_range_text(lever.low, lever.high)}, "
+                "got a mapping (this lever has no periods)"
+            )
+        _number(where, field, setting, lever.low, lever.high)
+        return
+    if lever.kind == "path":
+        if not isinstance(setting, dict):
+            raise ScenarioError(
+                f"{where}: {field}: expected a mapping of periods {', '.join(PERIODS)} to values "
+                f"in {_range_text(lever.low, lever.high)}, got {_describe(setting)}"
+            )
+        for period, entry in setting.items():
+            _check_period_key(where, field, period)
+            _check_period_entry(where, f"{field}.{period}", entry, lever)
+        return
+    elements = list(lever.default)
+    if not isinstance(setting, dict):
+        raise ScenarioError(
+            f"{where}: {field}: expected a mapping of cluster ids to numbers in "
+            f"{_range_text(lever.low, lever.high)}, got {_describe(setting)}"
+        )
+    for cluster, value in setting.items():
+        if cluster not in elements:
+            raise ScenarioError(
+                f"{where}: {field}.{cluster}: unknown cluster; allowed: {', '.join(elements)}"
+            )
+        _number(where, f"{field}.{cluster}", value, lever.low, lever.high)
+
+
+def _check_structure(data, where: str, model_path: str | Path) -> None:
+    """Check a scenario's raw data field by field, raising :class:`ScenarioError`."""
+    if not isinstance(data, dict):
+        raise ScenarioError(
+            f"{where}: expected a mapping with fields {', '.join(TOP_LEVEL_FIELDS)}, "
+            f"got {_describe(data)}"
+        )
+    extra = [key for key in data if key not in TOP_LEVEL_FIELDS]
+    if extra:
+        raise ScenarioError(
+            f"{where}: {extra[0]}: unknown field; allowed: {', '.join(TOP_LEVEL_FIELDS)}"
+        )
+    for field in ("title", "description"):
+        if field not in data:
+            raise ScenarioError(f"{where}: {field}: missing; expected 'en' and 'zh' texts")
+        _check_text(where, field, data[field])
+    levers = data.get("levers") or {}
+    if not isinstance(levers, dict):
+        raise ScenarioError(
+            f"{where}: levers: expected a mapping of lever ids to settings, got {_describe(levers)}"
+        )
+    known = load_levers(model_path)
+    for lever_id, setting in levers.items():
+        if lever_id not in known:
+            raise ScenarioError(
+                f"{where}: levers.{lever_id}: unknown lever; allowed: {', '.join(sorted(known))}"
+            )
+        _check_lever(where, f"levers.{lever_id}", setting, known[lever_id])
+    parameters = data.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise ScenarioError(
+            f"{where}: parameters: expected a mapping of Vensim constant names to values, "
+            f"got {_describe(parameters)}"
+        )
+    meta = read_metadata(model_path)
+    for name, value in parameters.items():
+        field = f"parameters.{name}"
+        if name not in meta.variables or meta[name].default is None:
+            raise ScenarioError(
+                f"{where}: {field}: not a constant of {Path(model_path).name}; "
+                "use a Vensim constant's exact name"
+            )
+        var = meta[name]
+        expected = int(np.prod(np.shape(var.default))) or 1
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and len(value) not in (expected, 1):
+            raise ScenarioError(
+                f"{where}: {field}: expected {expected} value(s) (one per "
+                f"{', '.join(var.subscripts) or 'value'}), got {len(value)}"
+            )
+        for index, item in enumerate(items):
+            label = f"{field}[{index}]" if isinstance(value, list) else field
+            _number(where, label, item, var.low, var.high)
+
+
+# ---------------------------------------------------------------- parameters
 
 
 def scenario_parameters(scenario: Scenario, model_path: str | Path = MODEL_PATH) -> dict:
@@ -84,66 +284,61 @@ def scenario_parameters(scenario: Scenario, model_path: str | Path = MODEL_PATH)
     ScenarioError
         For an unknown lever, period, cluster or parameter, or a value out of range.
     """
-    where = scenario.source
+    _check_structure(
+        scenario.model_dump(mode="python", exclude={"source"}), scenario.source, model_path
+    )
     levers = load_levers(model_path)
     meta = read_metadata(model_path)
     params: dict = {}
     for lever_id, setting in scenario.levers.items():
-        field = f"levers.{lever_id}"
-        if lever_id not in levers:
-            raise ScenarioError(
-                f"{where}: {field}: unknown lever; allowed: {', '.join(sorted(levers))}"
-            )
         lever = levers[lever_id]
         if lever.kind == "constant":
-            if isinstance(setting, dict):
-                raise ScenarioError(f"{where}: {field}: expected one number in {_range_text(lever)}")
-            _check_value(where, field, setting, lever.low, lever.high)
             params[lever.model_name] = float(setting)
-            continue
-        if not isinstance(setting, dict):
-            allowed = "periods " + ", ".join(PERIODS) if lever.kind == "path" else "cluster ids"
-            raise ScenarioError(f"{where}: {field}: expected a mapping of {allowed}")
-        if lever.kind == "path":
+        elif lever.kind == "path":
             for period, entry in setting.items():
-                if period not in PERIODS:
-                    raise ScenarioError(
-                        f"{where}: {field}.{period}: unknown or overlapping period; "
-                        f"allowed: {', '.join(PERIODS)}"
-                    )
                 entry = entry if isinstance(entry, PeriodSetting) else PeriodSetting(value=entry)
-                _check_value(where, f"{field}.{period}", entry.value, lever.low, lever.high)
-                params[lever.constant_name(period)] = entry.value
+                params[lever.constant_name(period)] = float(entry.value)
                 params[lever.shape_name(period)] = SHAPES[entry.shape]
         else:
             elements = list(lever.default)
             values = np.array([lever.default[e] for e in elements], dtype=float)
             for cluster, value in setting.items():
-                if cluster not in elements:
-                    raise ScenarioError(
-                        f"{where}: {field}.{cluster}: unknown cluster; allowed: {', '.join(elements)}"
-                    )
-                if isinstance(value, PeriodSetting):
-                    raise ScenarioError(f"{where}: {field}.{cluster}: expected a number")
-                _check_value(where, f"{field}.{cluster}", value, lever.low, lever.high)
-                values[elements.index(cluster)] = value
+                values[elements.index(cluster)] = float(value)
             params[lever.model_name] = values
     for name, value in scenario.parameters.items():
-        field = f"parameters.{name}"
-        if name not in meta.variables or meta[name].default is None:
-            raise ScenarioError(f"{where}: {field}: not a constant of {Path(model_path).name}")
-        var = meta[name]
         array = np.asarray(value, dtype=float)
-        expected = np.shape(var.default)
-        if array.shape not in (expected, ()):
-            raise ScenarioError(
-                f"{where}: {field}: expected {int(np.prod(expected)) or 1} value(s), "
-                f"got {array.size}"
-            )
-        for item in np.atleast_1d(array):
-            _check_value(where, field, float(item), var.low, var.high)
+        expected = np.shape(meta[name].default)
+        if array.size == 1 and expected:
+            array = np.full(expected, float(array.ravel()[0]))
         params[name] = array if array.ndim else float(array)
     return params
+
+
+# ---------------------------------------------------------------- reading and writing
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key written twice in one mapping."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep=False):
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key {key!r} appears twice in one mapping (first on line {seen[key]})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
 
 
 def load_scenario(path: str | Path, model_path: str | Path = MODEL_PATH) -> Scenario:
@@ -163,17 +358,20 @@ def load_scenario(path: str | Path, model_path: str | Path = MODEL_PATH) -> Scen
     Raises
     ------
     ScenarioError
-        Missing file, malformed YAML, wrong structure or types, unknown levers,
-        values out of range; the message names the file and the field.
+        Missing file, malformed YAML, a key written twice, wrong structure or types,
+        unknown levers, overlapping periods, values out of range; the message names the
+        file and the field.
     """
     path = Path(path)
-    if not path.suffix and not path.exists():
+    if not path.suffix and not path.exists() and (SCENARIO_DIR / f"{path.name}.yaml").is_file():
         path = SCENARIO_DIR / f"{path.name}.yaml"
     if not path.is_file():
-        bundled = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml") if p.stem != "levers"))
-        raise ScenarioError(f"{path}: scenario file not found (bundled scenarios: {bundled})")
+        raise ScenarioError(
+            f"{path}: scenario file not found (bundled scenarios: "
+            f"{', '.join(bundled_scenarios())})"
+        )
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -184,27 +382,51 @@ def load_scenario(path: str | Path, model_path: str | Path = MODEL_PATH) -> Scen
 
 
 def parse_scenario(data, source: str = "<memory>", model_path: str | Path = MODEL_PATH) -> Scenario:
-    """Validate scenario data already read (a dict, e.g. from the app)."""
-    if not isinstance(data, dict):
-        raise ScenarioError(f"{source}: expected a mapping with title, description and levers")
+    """Validate scenario data already read (a dict, e.g. from the app).
+
+    Parameters
+    ----------
+    data : dict
+        ``title``, ``description`` (``en``/``zh`` texts), ``levers`` and ``parameters``.
+    source : str
+        Where the data came from, used in error messages.
+    model_path : str or Path
+        The model the levers refer to.
+
+    Returns
+    -------
+    Scenario
+
+    Raises
+    ------
+    ScenarioError
+        Naming ``source``, the field, the value found and what is allowed.
+    """
+    _check_structure(data, source, model_path)
+    data = {key: ({} if value is None else value) for key, value in data.items()}
     try:
         scenario = Scenario.model_validate({**data, "source": source})
-    except ValidationError as exc:
-        error = exc.errors()[0]
+    except ValidationError as exc:  # the structural check should have caught it first
+        # a union reports one error per branch: the deepest location is the informative one
+        error = max(exc.errors(), key=lambda item: len(item["loc"]))
         field = ".".join(str(part) for part in error["loc"] if part not in ("float", "PeriodSetting"))
-        got = error.get("input")
-        got_text = "" if isinstance(got, dict) else f" (got {got!r})"
-        raise ScenarioError(f"{source}: {field}: {error['msg']}{got_text}") from None
-    scenario_parameters(scenario, model_path)  # range and name checks
+        raise ScenarioError(f"{source}: {field}: {error['msg']}") from None
     return scenario
 
 
 def dump_scenario(scenario: Scenario) -> str:
-    """Serialise a scenario as YAML text (round-trips through :func:`parse_scenario`)."""
+    """Serialise a scenario as YAML text (round-trips through :func:`parse_scenario`).
+
+    Parameters
+    ----------
+    scenario : Scenario
+
+    Returns
+    -------
+    str
+        YAML text with ``title``, ``description``, ``levers`` and ``parameters``.
+    """
     data = scenario.model_dump(mode="json", exclude={"source"})
-    for lever, setting in data["levers"].items():
-        if isinstance(setting, dict):
-            data["levers"][lever] = {
-                key: value for key, value in setting.items()
-            }
+    if not data["parameters"]:
+        del data["parameters"]
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)

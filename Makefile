@@ -1,0 +1,31 @@
+# Two commands do all the set-up on a fresh machine:
+#   make app    install, then serve the Panel app on its embedded defaults
+#   make test   install (with test tools and Chromium), then run the whole test suite
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+
+.PHONY: install install-test app test lint bench
+
+install:
+	$(PIP) install --quiet --disable-pip-version-check -e .
+
+install-test:
+	$(PIP) install --quiet --disable-pip-version-check -e ".[test]"
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian chromium for the browser tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+app: install
+	$(PYTHON) app.py
+
+test: install-test
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m pytest
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+bench: install
+	$(PYTHON) bench/bench_engine.py

@@ -1,0 +1,29 @@
+"""Shared fixtures: paths to the plan text and the external test models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    """The repository root."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def plan_text() -> str:
+    """The plan's Chinese text (../shared/source, or $NINGBO_PLAN_TEXT)."""
+    candidates = [SHARED / "source" / "ningbo-manufacturing-plan-2021-2025.txt"]
+    if os.environ.get("NINGBO_PLAN_TEXT"):
+        candidates.insert(0, Path(os.environ["NINGBO_PLAN_TEXT"]))
+    for path in candidates:
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    pytest.skip("the plan text (../shared/source) is not available")
