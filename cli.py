@@ -59,7 +59,9 @@ def run(
     all_variables: Annotated[
         bool, typer.Option("--all", help="Write `time` plus every variable under its Vensim name.")
     ] = False,
-    engine: Annotated[str, typer.Option(help="Simulation engine.")] = "pysd",
+    engine: Annotated[
+        str, typer.Option(help="Simulation engine: batch (compiled numpy) or pysd (reference).")
+    ] = "batch",
 ) -> None:
     """Run a scenario 2015-2035 and write one row per year."""
     from model.metadata import MODEL_PATH

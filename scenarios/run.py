@@ -6,18 +6,49 @@ functions; none keeps its own copy of the model's logic.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 import yaml
 
-from model.metadata import MODEL_PATH
-from model.outputs import headline_frame, required_variables
+from model.metadata import MODEL_PATH, ModelFileError
+from model.outputs import BINDING_LABELS, headline_frame, output_columns, required_variables
 from scenarios.schema import Scenario, load_scenario, scenario_parameters
 
 CALIBRATED_FILE = Path(__file__).resolve().parents[1] / "calibration" / "calibrated.yaml"
-ENGINES = ("pysd",)
+ENGINES = ("batch", "pysd")
+
+
+@lru_cache(maxsize=4)
+def _compiled(path: str, mtime: float):
+    from model.engine import compile_model
+
+    return compile_model(path)
+
+
+def compiled_model(model_path: str | Path = MODEL_PATH):
+    """The batch engine's compiled model for a `.mdl` file (compiled once per process).
+
+    Raises
+    ------
+    ModelFileError
+        If the file is missing or cannot be parsed.
+    """
+    path = Path(model_path).resolve()
+    if not path.is_file():
+        raise ModelFileError(f"{model_path}: model file not found (expected a Vensim .mdl file)")
+    try:
+        return _compiled(str(path), path.stat().st_mtime)
+    except (ModelFileError, KeyError):
+        raise
+    except Exception as exc:
+        if type(exc).__name__ == "UnsupportedConstructError":
+            raise ModelFileError(f"{model_path}: {exc}") from exc
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{model_path}: cannot parse the Vensim model: {text}") from exc
 
 
 def base_parameters(path: str | Path | None = CALIBRATED_FILE) -> dict:
@@ -64,21 +95,40 @@ def resolve_parameters(
 def run_raw(
     params: dict | None = None,
     model_path: str | Path = MODEL_PATH,
-    engine: str = "pysd",
+    engine: str = "batch",
     columns: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Run the model once and return raw Vensim-named results indexed by time."""
+    """Run the model once and return raw Vensim-named results indexed by time.
+
+    Parameters
+    ----------
+    params : dict, optional
+        Constant overrides by Vensim name.
+    model_path : str or Path
+        The `.mdl` file.
+    engine : {"batch", "pysd"}
+        The compiled numpy engine (default) or PySD (the reference).
+    columns : list of str, optional
+        Variables to return (default: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by time; subscripted variables as ``Name[elem]`` columns.
+    """
     if engine not in ENGINES:
         raise ValueError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
-    from model.reference import run_pysd
+    if engine == "pysd":
+        from model.reference import run_pysd
 
-    return run_pysd(params, model_path, return_columns=columns)
+        return run_pysd(params, model_path, return_columns=columns)
+    return compiled_model(model_path).run_one(params, keep=columns)
 
 
 def run_scenario(
     scenario: Scenario | str | Path | None = None,
     overrides: dict | None = None,
-    engine: str = "pysd",
+    engine: str = "batch",
     calibrated: str | Path | None = CALIBRATED_FILE,
 ) -> pd.DataFrame:
     """Run a scenario of the Ningbo model, 2015-2035, and return the headline table.
@@ -89,8 +139,8 @@ def run_scenario(
         A scenario, a YAML file or a bundled scenario's name; ``None`` runs the defaults.
     overrides : dict, optional
         Constant overrides by Vensim name, applied last.
-    engine : str
-        ``"pysd"`` (reference).
+    engine : {"batch", "pysd"}
+        The compiled engine (default) or PySD (the reference).
     calibrated : path or None
         Calibration result to start from (``None``: the model file's defaults).
 
@@ -102,3 +152,74 @@ def run_scenario(
     params = resolve_parameters(scenario, overrides, MODEL_PATH, calibrated)
     raw = run_raw(params, MODEL_PATH, engine, columns=required_variables())
     return headline_frame(raw)
+
+
+def headline_dataset(raw: xr.Dataset) -> xr.Dataset:
+    """Turn a batch of raw results into headline variables over (sample, year).
+
+    ``binding_constraint`` stays a small integer code (0 capital, 1 land, 2 energy; the
+    names are in its ``labels`` attribute) so that batches stay numeric.
+    """
+    variables = {}
+    for column in output_columns():
+        name, _, element = column.variable.partition("[")
+        data = raw[name]
+        if element:
+            data = data.sel(cluster=element.rstrip("]"), drop=True)
+        if column.name == "binding_constraint":
+            data = data.round().astype(np.int8)
+            data.attrs = {"labels": list(BINDING_LABELS)}
+        else:
+            data = data * column.scale
+            data.attrs = {
+                "units": column.unit,
+                "label_en": column.label_en,
+                "label_zh": column.label_zh,
+            }
+        variables[column.name] = data
+    dataset = xr.Dataset(variables).rename(time="year")
+    return dataset.assign_coords(year=np.round(dataset["year"].to_numpy()).astype(int))
+
+
+def run_batch(
+    samples: pd.DataFrame | None = None,
+    scenario: Scenario | str | Path | None = None,
+    overrides: dict | None = None,
+    calibrated: str | Path | None = CALIBRATED_FILE,
+    chunk_size: int | None = None,
+    threads: int | None = None,
+) -> xr.Dataset:
+    """Run many parameter samples of a scenario with the batch engine.
+
+    Parameters
+    ----------
+    samples : pandas.DataFrame, optional
+        One row per sample; columns are Vensim constant names (``Name[elem]`` for one
+        element of a subscripted constant). Omitted: one sample.
+    scenario, overrides, calibrated
+        As in :func:`run_scenario`; they apply to every sample, and the sample table
+        wins over them.
+    chunk_size, threads : int, optional
+        Passed to the engine.
+
+    Returns
+    -------
+    xarray.Dataset
+        Headline variables over ``(sample, year)``.
+    """
+    params = resolve_parameters(scenario, overrides, MODEL_PATH, calibrated)
+    model = compiled_model(MODEL_PATH)
+    n = 1 if samples is None else len(samples)
+    table: dict = {}
+    for name, value in params.items():
+        value = np.asarray(value, dtype=float)
+        table[name] = np.broadcast_to(value, (n, *value.shape))
+    if samples is not None:
+        # ``Name[elem]`` columns are applied by the engine on top of ``Name``'s values
+        table.update({str(c): samples[c].to_numpy(dtype=float) for c in samples.columns})
+    if n > 1 and not table:
+        table["INITIAL TIME"] = np.full(n, float(model.constants["INITIAL TIME"]))
+    raw = model.run(
+        table or None, keep=required_variables(), chunk_size=chunk_size, threads=threads
+    )
+    return headline_dataset(raw)
