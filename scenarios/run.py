@@ -51,6 +51,15 @@ def compiled_model(model_path: str | Path = MODEL_PATH):
         raise ModelFileError(f"{model_path}: cannot parse the Vensim model: {text}") from exc
 
 
+@lru_cache(maxsize=4)
+def _read_calibrated(path: str, mtime: float) -> dict:
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return {
+        name: (np.asarray(value, dtype=float) if isinstance(value, list) else float(value))
+        for name, value in (data.get("parameters") or {}).items()
+    }
+
+
 def base_parameters(path: str | Path | None = CALIBRATED_FILE) -> dict:
     """Parameters every run starts from: the calibrated values, where a calibration exists.
 
@@ -66,11 +75,8 @@ def base_parameters(path: str | Path | None = CALIBRATED_FILE) -> dict:
     """
     if path is None or not Path(path).is_file():
         return {}
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    return {
-        name: (np.asarray(value, dtype=float) if isinstance(value, list) else float(value))
-        for name, value in (data.get("parameters") or {}).items()
-    }
+    path = Path(path).resolve()
+    return dict(_read_calibrated(str(path), path.stat().st_mtime))  # a copy: callers update it
 
 
 def resolve_parameters(

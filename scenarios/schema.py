@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +29,7 @@ from scenarios.levers import PERIODS, SHAPES, Lever, load_levers
 
 SCENARIO_DIR = Path(__file__).resolve().parent
 NOT_SCENARIOS = frozenset({"levers", "targets"})
-TOP_LEVEL_FIELDS = ("title", "description", "levers", "parameters")
+TOP_LEVEL_FIELDS = ("title", "description", "levers", "parameters", "targets")
 PERIOD_PATTERN = re.compile(r"^\s*(\d{4})\s*[-–]\s*(\d{4})\s*$")
 
 
@@ -59,6 +61,7 @@ class Scenario(BaseModel):
     description: Text
     levers: dict[str, float | dict[str, float | PeriodSetting]] = Field(default_factory=dict)
     parameters: dict[str, float | list[float]] = Field(default_factory=dict)
+    targets: dict[str, float] = Field(default_factory=dict)
     source: str = Field(default="<memory>", exclude=True)
 
     @property
@@ -70,8 +73,31 @@ class Scenario(BaseModel):
 
 
 def bundled_scenarios() -> list[str]:
-    """Names of the scenario files shipped in ``scenarios/`` (``baseline``, ``plan_2025``...)."""
-    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml") if p.stem not in NOT_SCENARIOS)
+    """Names of the scenario files shipped in ``scenarios/`` (``baseline``, ``plan_2025``...).
+
+    A YAML file there is a scenario when its top level has a ``title`` and ``levers``
+    (``levers.yaml``, ``targets.yaml`` and other registries are not).
+    """
+    files = tuple(
+        (str(path), path.stat().st_mtime)
+        for path in sorted(SCENARIO_DIR.glob("*.yaml"))
+        if path.stem not in NOT_SCENARIOS
+    )
+    return list(_bundled(files))
+
+
+@lru_cache(maxsize=4)
+def _bundled(files: tuple[tuple[str, float], ...]) -> tuple[str, ...]:
+    names = []
+    for name, _ in files:
+        path = Path(name)
+        try:
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_FastLoader)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and "title" in data and "levers" in data:
+            names.append(path.stem)
+    return tuple(names)
 
 
 # ---------------------------------------------------------------- structural checks
@@ -97,7 +123,8 @@ def _range_text(low: float | None, high: float | None) -> str:
 
 def _number(where: str, field: str, value, low: float | None, high: float | None) -> float:
     """Check one number: a real int or float (not a bool, not text), finite, in range."""
-    allowed = f"a number in {_range_text(low, high)}"
+    bounded = low is not None or high is not None
+    allowed = f"a number in {_range_text(low, high)}" if bounded else "a number"
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ScenarioError(f"{where}: {field}: expected {allowed}, got {_describe(value)}")
     number = float(value)
@@ -207,6 +234,27 @@ def _check_lever(where: str, field: str, setting, lever: Lever) -> None:
         _number(where, f"{field}.{cluster}", value, lever.low, lever.high)
 
 
+def _check_targets(where: str, targets) -> None:
+    """A scenario may give numbers only to targets the plan states without one."""
+    if not isinstance(targets, dict):
+        raise ScenarioError(
+            f"{where}: targets: expected a mapping of target ids to numbers, got "
+            f"{_describe(targets)}"
+        )
+    if not targets:
+        return
+    from scenarios.scorecard import load_target_specs
+
+    allowed = [spec.id for spec in load_target_specs() if spec.assumed]
+    for target_id, value in targets.items():
+        if target_id not in allowed:
+            raise ScenarioError(
+                f"{where}: targets.{target_id}: a scenario can only set targets the plan gives "
+                f"without a number; allowed: {', '.join(allowed)}"
+            )
+        _number(where, f"targets.{target_id}", value, None, None)
+
+
 def _check_structure(data, where: str, model_path: str | Path) -> None:
     """Check a scenario's raw data field by field, raising :class:`ScenarioError`."""
     if not isinstance(data, dict):
@@ -260,6 +308,7 @@ def _check_structure(data, where: str, model_path: str | Path) -> None:
         for index, item in enumerate(items):
             label = f"{field}[{index}]" if isinstance(value, list) else field
             _number(where, label, item, var.low, var.high)
+    _check_targets(where, data.get("targets") or {})
 
 
 # ---------------------------------------------------------------- parameters
@@ -314,11 +363,84 @@ def scenario_parameters(scenario: Scenario, model_path: str | Path = MODEL_PATH)
     return params
 
 
+# ---------------------------------------------------------------- lever addresses
+
+
+@dataclass(frozen=True)
+class LeverChoice:
+    """One lever address: a lever, and a period or a cluster where it has them.
+
+    Written ``lever[.period|.cluster]`` (``investment_growth.2026-2035``,
+    ``cluster_priority_weight.auto``); goal-seeking moves the model constants it names.
+    """
+
+    lever: Lever
+    part: str | None
+
+    @property
+    def label(self) -> str:
+        """``lever[.part]`` as written on the command line."""
+        return self.lever.id if self.part is None else f"{self.lever.id}.{self.part}"
+
+    @property
+    def constants(self) -> list[str]:
+        """The model constants (sample-table columns) set to the searched value."""
+        lever = self.lever
+        if lever.kind == "constant":
+            return [lever.model_name]
+        if lever.kind == "cluster":
+            return [f"{lever.model_name}[{self.part}]"]
+        periods = list(PERIODS) if self.part is None else [self.part]
+        return [lever.constant_name(period) for period in periods]
+
+    def table(self, values) -> dict[str, np.ndarray]:
+        """Sample-table columns for an array of lever values."""
+        values = np.asarray(values, dtype=float)
+        return {name: values for name in self.constants}
+
+
+def parse_lever(text: str) -> LeverChoice:
+    """Parse ``lever[.period|.cluster]``, e.g. ``investment_growth.2026-2035``.
+
+    A path lever without a period moves both periods together; a cluster lever needs a
+    cluster.
+
+    Raises
+    ------
+    ScenarioError
+        Unknown lever, period or cluster (the message lists what is allowed).
+    """
+    levers = load_levers()
+    lever_id, _, part = str(text).strip().partition(".")
+    if lever_id not in levers:
+        raise ScenarioError(f"lever {text!r}: unknown lever; allowed: {', '.join(sorted(levers))}")
+    lever = levers[lever_id]
+    part = part or None
+    if lever.kind == "constant" and part is not None:
+        raise ScenarioError(
+            f"lever {text!r}: {lever_id} has no periods or clusters; write {lever_id}"
+        )
+    if lever.kind == "path" and part is not None and part not in PERIODS:
+        raise ScenarioError(
+            f"lever {text!r}: unknown period {part!r}; allowed: {', '.join(PERIODS)} "
+            "(or no period: both)"
+        )
+    if lever.kind == "cluster" and part not in lever.default:
+        raise ScenarioError(
+            f"lever {text!r}: name a cluster, e.g. {lever_id}.auto; allowed: "
+            f"{', '.join(lever.default)}"
+        )
+    return LeverChoice(lever, part)
+
+
 # ---------------------------------------------------------------- reading and writing
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses a key written twice in one mapping."""
+_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_FastLoader):
+    """A safe YAML loader (libyaml where installed) that refuses a key written twice."""
 
 
 def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep=False):
@@ -363,15 +485,14 @@ def load_scenario(path: str | Path, model_path: str | Path = MODEL_PATH) -> Scen
         file and the field.
     """
     path = Path(path)
-    if not path.suffix and not path.exists() and (SCENARIO_DIR / f"{path.name}.yaml").is_file():
+    if not path.suffix and not path.exists() and path.name in bundled_scenarios():
         path = SCENARIO_DIR / f"{path.name}.yaml"
     if not path.is_file():
         raise ScenarioError(
-            f"{path}: scenario file not found (bundled scenarios: "
-            f"{', '.join(bundled_scenarios())})"
+            f"{path}: scenario file not found (bundled scenarios: {', '.join(bundled_scenarios())})"
         )
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -409,7 +530,9 @@ def parse_scenario(data, source: str = "<memory>", model_path: str | Path = MODE
     except ValidationError as exc:  # the structural check should have caught it first
         # a union reports one error per branch: the deepest location is the informative one
         error = max(exc.errors(), key=lambda item: len(item["loc"]))
-        field = ".".join(str(part) for part in error["loc"] if part not in ("float", "PeriodSetting"))
+        field = ".".join(
+            str(part) for part in error["loc"] if part not in ("float", "PeriodSetting")
+        )
         raise ScenarioError(f"{source}: {field}: {error['msg']}") from None
     return scenario
 
@@ -427,6 +550,7 @@ def dump_scenario(scenario: Scenario) -> str:
         YAML text with ``title``, ``description``, ``levers`` and ``parameters``.
     """
     data = scenario.model_dump(mode="json", exclude={"source"})
-    if not data["parameters"]:
-        del data["parameters"]
+    for optional in ("parameters", "targets"):
+        if not data[optional]:
+            del data[optional]
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
