@@ -27,3 +27,19 @@ def plan_text() -> str:
         if path.is_file():
             return path.read_text(encoding="utf-8")
     pytest.skip("the plan text (../shared/source) is not available")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _engine_cache(tmp_path_factory):
+    """Point the batch engine's IR/kernel cache at a temp dir for the whole session.
+
+    Session-scoped (so one pytest session compiles each kernel once) and set
+    before any module-scoped fixture compiles a model; restored afterwards.
+    """
+    old = os.environ.get("NINGBO_SD_ENGINE_CACHE")
+    os.environ["NINGBO_SD_ENGINE_CACHE"] = str(tmp_path_factory.mktemp("engine-cache"))
+    yield
+    if old is None:
+        os.environ.pop("NINGBO_SD_ENGINE_CACHE", None)
+    else:
+        os.environ["NINGBO_SD_ENGINE_CACHE"] = old
