@@ -17,6 +17,7 @@ app = typer.Typer(
     help="System-dynamics scenarios of Ningbo's manufacturing (14th Five-Year plan).",
 )
 
+
 @app.callback()
 def _group() -> None:
     """System-dynamics scenarios of Ningbo's manufacturing (14th Five-Year plan)."""
@@ -24,7 +25,11 @@ def _group() -> None:
 
 # Modules that add commands: each defines ``register(app: typer.Typer) -> None`` and keeps
 # its heavy imports inside the command functions so that ``ningbo-sd --help`` stays fast.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "scenarios.mc_commands",
+    "scenarios.commands",
+    "calibration.commands",
+)
 
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, KeyError, FileNotFoundError)
 
