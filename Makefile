@@ -29,3 +29,6 @@ lint:
 
 bench: install
 	$(PYTHON) bench/bench_engine.py
+	$(PYTHON) bench/bench_scenarios.py
+	$(PYTHON) bench/bench_calibration.py
+	$(PYTHON) bench/bench_montecarlo.py

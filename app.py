@@ -1,0 +1,265 @@
+"""The Ningbo manufacturing policy simulator: a Panel web app for policy researchers.
+
+Start it with ``python app.py`` (add ``--port 5006 --address 127.0.0.1 --show``), or with
+``panel serve app.py``. Importing this module has no side effects: every browser session
+gets its own :class:`App` (state, widgets and figures) from :func:`create_app`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from functools import partial
+from pathlib import Path
+
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from model.metadata import MODEL_PATH
+from scenarios.app_settings import setting_names
+from scenarios.app_state import AppState
+from scenarios.app_text import tr
+from scenarios.schema import SCENARIO_DIR
+
+LOGGER = logging.getLogger("ningbo_sd.app")
+TITLE = "宁波制造业政策模拟器 · Ningbo manufacturing policy simulator"
+SECTIONS: tuple[str, ...] = ("results", "uncertainty", "calibration", "structure")
+NOTIFICATION_MS = {"error": 10000, "success": 4000, "info": 2500}
+
+
+class App(Viewer):
+    """One session of the app: state, controls, views and the template that holds them.
+
+    Parameters
+    ----------
+    scenario_dirs : tuple of Path
+        Folders the scenario picker lists; new scenarios are saved into the last one.
+    model_path : Path
+        The model file.
+    engine : str, optional
+        ``scenarios.run`` engine (default: the fastest available).
+    """
+
+    state = param.ClassSelector(class_=AppState)
+
+    def __init__(
+        self,
+        scenario_dirs: tuple[Path, ...] = (SCENARIO_DIR,),
+        model_path: Path = MODEL_PATH,
+        engine: str | None = None,
+        **params,
+    ) -> None:
+        from scenarios.app_charts import ResultCharts
+        from scenarios.app_controls import LeverPanel, ScenarioPanel
+        from scenarios.app_views import HeadlineNumbers, ScorecardView
+
+        state = AppState(model_path=model_path, scenario_dirs=scenario_dirs, engine=engine)
+        super().__init__(state=state, **params)
+        # On a server the scorecard is computed on the next tick, after the charts are sent.
+        state.scheduler = partial(pn.state.execute, schedule=True)
+        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, margin=(0, 10))
+        self.heading = pn.pane.Markdown("", margin=(0, 10))
+        self.scenario_panel = ScenarioPanel(state=state)
+        self.levers = LeverPanel(state=state, live=state.engine == "batch")
+        self.numbers = HeadlineNumbers(state=state)
+        self.charts = ResultCharts(state=state)
+        self.scorecard = ScorecardView(state=state)
+        self.sidebar_cards = {
+            "levers": pn.pane.Markdown("", margin=(10, 10, 0, 10)),
+            "files": pn.Card(self.scenario_panel.file_section(), collapsed=True),
+            "compare": pn.Card(self.scenario_panel.compare_section(), collapsed=False),
+        }
+        self.section = pn.widgets.RadioButtonGroup(
+            options={key: key for key in SECTIONS},
+            value="results",
+            color="primary",
+            variant="outline",
+            margin=(0, 10, 10, 10),
+        )
+        self.views: dict = {}  # section key -> its Viewer, built on first show
+        self.sections: dict = {"results": self._results_section()}
+        self.body = pn.Column(self.sections["results"], sizing_mode="stretch_width")
+        self.section.param.watch(self._show_section, "value")
+        state.param.watch(self._show_message, ["message"])
+        state.settings.param.watch(self._relabel, ["language"])
+        self._relabel()
+
+    # ------------------------------------------------------------------ sections
+    def _results_section(self):
+        return pn.Column(self.numbers, self.charts, self.scorecard, sizing_mode="stretch_width")
+
+    def _build_section(self, key: str):
+        if key == "uncertainty":
+            from scenarios.app_uncertainty import UncertaintyView
+
+            return UncertaintyView(state=self.state)
+        if key == "calibration":
+            from scenarios.app_calibration import CalibrationView
+
+            return CalibrationView(state=self.state)
+        if key == "structure":
+            from scenarios.app_structure import StructureView
+
+            return StructureView(state=self.state)
+        raise KeyError(f"unknown section {key!r}; allowed: {', '.join(SECTIONS)}")
+
+    def show_section(self, key: str) -> None:
+        """Show one section (results, uncertainty, calibration, structure), building it once."""
+        if key not in self.sections:
+            self.views[key] = self._build_section(key)
+            self.sections[key] = pn.panel(self.views[key])
+            self.body.append(self.sections[key])
+        for name, view in self.sections.items():
+            view.visible = name == key
+        if self.section.value != key:
+            self.section.value = key
+
+    def _show_section(self, event) -> None:
+        self.show_section(event.new)
+
+    # ------------------------------------------------------------------ wiring
+    def _show_message(self, event) -> None:
+        level, text = event.new
+        if not text:
+            return
+        if level == "error":
+            self.alert.object = text
+            self.alert.visible = True
+        else:
+            self.alert.visible = False
+        notifications = pn.state.notifications
+        if notifications is not None:
+            notify = getattr(notifications, level if level != "success" else "success")
+            notify(text, duration=NOTIFICATION_MS.get(level, 4000))
+
+    def _relabel(self, *events) -> None:
+        lang = self.state.language
+        self.heading.object = f"## {tr('app_title', lang)}"
+        self.sidebar_cards["levers"].object = f"### {tr('levers', lang)}"
+        self.sidebar_cards["files"].title = f"{tr('save', lang)} / {tr('upload', lang)}"
+        self.sidebar_cards["compare"].title = tr("compare_with", lang)
+        self.section.options = {tr(f"tab_{key}", lang): key for key in SECTIONS}
+
+    def sync_url(self) -> None:
+        """Keep the lever settings and the language in the page URL (shareable views)."""
+        location = pn.state.location
+        if location is None:
+            return
+        names = [*setting_names(self.state.model_path), "language"]
+        location.sync(self.state.settings, {name: name for name in names}, on_error=self._url_error)
+
+    def _url_error(self, values: dict) -> None:
+        """Apply the URL's valid settings one by one and report the invalid ones."""
+        rejected = []
+        for name, value in values.items():
+            try:
+                setattr(self.state.settings, name, value)
+            except (ValueError, TypeError):
+                rejected.append(f"{name}={value!r}")
+        if rejected:
+            allowed = "see the slider ranges"
+            self.state.notify("error", f"URL: ignored {', '.join(rejected)} ({allowed})")
+
+    def _sidebar(self) -> list:
+        return [
+            self.scenario_panel,
+            self.sidebar_cards["levers"],
+            self.levers,
+            self.sidebar_cards["compare"],
+            self.sidebar_cards["files"],
+        ]
+
+    def _main(self):
+        return pn.Column(
+            self.heading, self.alert, self.section, self.body, sizing_mode="stretch_width"
+        )
+
+    def template(self) -> pn.template.BaseTemplate:
+        """The page: controls in the sidebar, results in the main area."""
+        return pn.template.BootstrapTemplate(
+            title=TITLE,
+            sidebar=self._sidebar(),
+            main=[self._main()],
+            sidebar_width=390,
+            header_background="#1f5fa8",
+        )
+
+    def __panel__(self):
+        return pn.Row(
+            pn.Column(*self._sidebar(), width=390), self._main(), sizing_mode="stretch_width"
+        )
+
+
+def report_unexpected(exc: BaseException) -> None:
+    """Panel's handler for errors escaping a callback: log the traceback, show one line."""
+    LOGGER.error("unexpected error in a callback", exc_info=exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if pn.state.notifications is not None:
+        pn.state.notifications.error(f"Unexpected error: {text}", duration=10000)
+
+
+def create_app(scenario_dirs: tuple[Path, ...] = (SCENARIO_DIR,)) -> pn.template.BaseTemplate:
+    """Build one session's page (the factory ``pn.serve`` calls per browser session).
+
+    Parameters
+    ----------
+    scenario_dirs : tuple of Path
+        Folders the scenario picker lists; scenarios are saved into the last one.
+
+    Returns
+    -------
+    panel.template.BaseTemplate
+    """
+    pn.config.exception_handler = report_unexpected
+    app = App(scenario_dirs=scenario_dirs)
+    app.sync_url()
+    return app.template()
+
+
+def warm_up() -> None:
+    """Compile the model engine and score one run, so that the first session is fast."""
+    from scenarios.app_state import compute_scorecard
+    from scenarios.run import run_scenario
+
+    compute_scorecard(run_scenario())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the app: ``python app.py [--port N] [--address A] [--show] [--save-dir D]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=5006)
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--show", action="store_true", help="open a browser tab")
+    parser.add_argument(
+        "--save-dir",
+        type=Path,
+        default=None,
+        help="folder for scenarios saved from the app (default: scenarios/)",
+    )
+    parser.add_argument(
+        "--allow-websocket-origin",
+        action="append",
+        default=None,
+        help="host:port the page may be opened from (repeatable; default the address)",
+    )
+    args = parser.parse_args(argv)
+    dirs = (SCENARIO_DIR,) if args.save_dir is None else (SCENARIO_DIR, args.save_dir)
+    warm_up()
+    pn.serve(
+        partial(create_app, scenario_dirs=dirs),
+        port=args.port,
+        address=args.address,
+        show=args.show,
+        title=TITLE,
+        websocket_origin=args.allow_websocket_origin or [f"{args.address}:{args.port}"],
+    )
+
+
+if pn.state.served:  # panel serve app.py
+    pn.extension(notifications=True, exception_handler=report_unexpected)
+    create_app().servable(title=TITLE)
+
+if __name__ == "__main__":  # python app.py
+    pn.extension(notifications=True, exception_handler=report_unexpected)
+    main()

@@ -1,0 +1,402 @@
+"""In-process tests of the Panel app: state, widgets, charts, scorecard, files, language.
+
+No browser here (see ``test_app_ui.py``): the App object is built as a session would
+build it, widgets are set from Python, and the computed outputs are checked against
+``scenarios.run`` directly.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from scenarios.app_settings import (
+    default_settings,
+    lever_controls,
+    scenario_to_settings,
+    settings_class,
+    settings_to_scenario,
+)
+from scenarios.app_state import list_scenarios
+from scenarios.app_text import TEXTS, cluster_label, tr
+from scenarios.run import run_scenario
+from scenarios.schema import SCENARIO_DIR, load_scenario, scenario_parameters
+
+INVESTMENT = "investment_growth_2021_2025"
+RD_2025 = "rd_intensity_2021_2025"
+
+
+@pytest.fixture(scope="session")
+def warm_engine():
+    """Compile the engine once, outside any deep call stack."""
+    from app import warm_up
+
+    warm_up()
+
+
+@pytest.fixture()
+def app(warm_engine, tmp_path):
+    """A fresh session (saves go to ``tmp_path``)."""
+    from app import App
+
+    return App(scenario_dirs=(SCENARIO_DIR, tmp_path))
+
+
+@pytest.fixture(scope="module")
+def baseline(warm_engine):
+    """The baseline scenario run directly through ``scenarios.run``."""
+    return run_scenario("baseline")
+
+
+def test_app_starts_on_the_baseline(app, baseline):
+    state = app.state
+    assert state.scenario_name == "baseline"
+    pd.testing.assert_frame_equal(state.results, baseline)
+    output, ratio = app.numbers.values()
+    assert output == pytest.approx(baseline.loc[2035, "gross_output"])
+    assert ratio == pytest.approx(
+        baseline.loc[2035, "gross_output"] / baseline.loc[2020, "gross_output"]
+    )
+    assert app.numbers.output.value == pytest.approx(output, abs=0.1)
+    source = app.charts.sources["current"].data
+    np.testing.assert_allclose(source["gross_output"], baseline["gross_output"].to_numpy())
+    np.testing.assert_allclose(source["year"], baseline.index.to_numpy())
+
+
+def test_moving_a_slider_reruns_and_updates_views_in_place(app, baseline):
+    figure = app.charts.figures["gross_output"]
+    source = app.charts.sources["current"]
+    runs = app.state.runs
+    app.levers.widget(INVESTMENT).value = 13.0
+    assert app.state.runs == runs + 1
+    assert app.state.settings.investment_growth_2021_2025 == 13.0
+    expected = run_scenario(app.state.current_scenario())
+    pd.testing.assert_frame_equal(app.state.results, expected)
+    assert expected.loc[2035, "gross_output"] > baseline.loc[2035, "gross_output"]
+    assert app.charts.figures["gross_output"] is figure  # updated, not rebuilt
+    assert app.charts.sources["current"] is source
+    assert source.data["gross_output"][-1] == pytest.approx(expected.loc[2035, "gross_output"])
+    assert app.numbers.output.value == pytest.approx(expected.loc[2035, "gross_output"], abs=0.1)
+    assert app.charts.marks.data["y"][-1] == pytest.approx(expected.loc[2035, "gross_output"])
+
+
+def test_slider_values_reach_the_model_in_model_units(app):
+    app.levers.widget(RD_2025).value = 3.1
+    app.levers.widget(f"{RD_2025}_shape").value = "step"
+    scenario = app.state.current_scenario()
+    params = scenario_parameters(scenario)
+    assert params["RD Intensity 2021 2025"] == pytest.approx(0.031)
+    assert params["RD Intensity Shape 2021 2025"] == 0.0
+    assert app.state.results.loc[2025, "rd_intensity"] == pytest.approx(3.1)
+
+
+def test_scorecard_follows_the_levers(app):
+    def rd_met():
+        card = app.state.scorecard.set_index("id")
+        return bool(card.loc["rd_intensity_2025", "met"])
+
+    app.levers.widget(RD_2025).value = 2.0
+    assert not rd_met()
+    assert 'data-met="met_no"' in app.scorecard.table.object
+    app.levers.widget(RD_2025).value = 3.0
+    assert rd_met()
+    row = app.scorecard.rows().set_index("id").loc["rd_intensity_2025"]
+    assert row["simulated"] == pytest.approx(app.state.results.loc[2025, "rd_intensity"])
+    assert 'data-met="met_yes"' in app.scorecard.table.object
+
+
+def test_scorecard_shows_only_modelled_targets_unless_asked(app):
+    shown = app.scorecard.rows()
+    assert shown["modelled"].all()
+    app.scorecard.show_all.value = True
+    assert len(app.scorecard.rows()) == len(app.state.scorecard) > len(shown)
+
+
+def test_language_switch_relabels_everything(app):
+    app.state.settings.language = "zh"
+    assert app.charts.figures["gross_output"].title.text.startswith(tr("chart_gross_output", "zh"))
+    assert app.levers.cards["investment"].title == tr("family_investment", "zh")
+    assert tr("tab_results", "zh") in app.section.options
+    assert app.numbers.output.name.startswith(tr("big_output", "zh"))
+    cluster_card = app.levers.cards["clusters"]
+    cluster_card.collapsed = False
+    assert app.levers.widget("cluster_priority_weight_auto").name == cluster_label("auto", "zh")
+    legend_texts = [item.label.value for item in app.charts.figures["clusters"].legend[0].items]
+    assert cluster_label("petrochem", "zh") in legend_texts
+    assert "规上工业增加值" in app.scorecard.table.object or "<table" in app.scorecard.table.object
+    assert app.scenario_panel.reset.name == tr("reset", "zh")
+    app.state.settings.language = "en"
+    assert app.charts.figures["gross_output"].title.text.startswith(tr("chart_gross_output", "en"))
+
+
+def test_every_text_has_both_languages():
+    for key, texts in TEXTS.items():
+        assert texts["en"].strip() and texts["zh"].strip(), key
+
+
+def test_invalid_scenario_file_keeps_the_last_good_state(app, tmp_path):
+    app.levers.widget(INVESTMENT).value = 9.0
+    results = app.state.results
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "title: {en: x, zh: y}\ndescription: {en: x, zh: y}\n"
+        "levers:\n  investment_growth:\n    2021-2025: 7.5\n",
+        encoding="utf-8",
+    )
+    assert not app.state.load_scenario(bad)
+    level, text = app.state.message
+    assert level == "error"
+    assert "bad.yaml" in text and "investment_growth" in text
+    assert app.state.results is results
+    assert app.state.settings.investment_growth_2021_2025 == 9.0
+    assert app.alert.visible and "bad.yaml" in app.alert.object
+
+
+def test_picking_an_invalid_file_in_the_picker_reverts_the_picker(app, tmp_path):
+    (tmp_path / "broken.yaml").write_text("title: [unclosed\n", encoding="utf-8")
+    app.scenario_panel.refresh_scenarios()
+    assert "broken" in app.scenario_panel.picker.options.values()
+    results = app.state.results
+    app.scenario_panel.picker.value = "broken"
+    assert app.scenario_panel.picker.value == "baseline"
+    assert app.state.results is results
+    assert "malformed YAML" in app.state.message[1]
+
+
+def test_uploaded_scenario_is_validated(app):
+    results = app.state.results
+    assert not app.state.load_scenario_text(b"title: x\n", "upload.yaml")
+    assert "upload.yaml" in app.state.message[1] and "title" in app.state.message[1]
+    assert not app.state.load_scenario_text(b"\xff\xfe", "binary.yaml")
+    assert app.state.results is results
+    good = yaml.safe_dump(
+        {
+            "title": {"en": "Up", "zh": "上传"},
+            "description": {"en": "d", "zh": "d"},
+            "levers": {"investment_growth": {"2021-2025": {"value": 0.1, "shape": "ramp"}}},
+        }
+    )
+    assert app.state.load_scenario_text(good.encode(), "up.yaml")
+    assert app.state.settings.investment_growth_2021_2025 == pytest.approx(10.0)
+    assert app.state.settings.investment_growth_2021_2025_shape == "ramp"
+
+
+def test_out_of_range_settings_are_rejected(app):
+    results = app.state.results
+    assert not app.state.apply_settings({INVESTMENT: 99.0})
+    assert "investment_growth_2021_2025" in app.state.message[1]
+    assert not app.state.apply_settings({"no_such_lever": 1.0})
+    assert app.state.results is results
+    assert app.state.settings.investment_growth_2021_2025 == pytest.approx(6.6)
+
+
+def test_url_values_are_applied_one_by_one(app):
+    app._url_error({INVESTMENT: 99.0, "language": "zh", RD_2025: 2.8})
+    assert app.state.language == "zh"
+    assert app.state.settings.rd_intensity_2021_2025 == 2.8
+    assert app.state.settings.investment_growth_2021_2025 == pytest.approx(6.6)
+    assert app.state.message[0] == "error" and INVESTMENT in app.state.message[1]
+
+
+@pytest.mark.parametrize("name", sorted(list_scenarios(SCENARIO_DIR)))
+def test_loading_a_bundled_scenario_runs_exactly_that_scenario(app, name):
+    assert app.state.load_scenario(name)
+    expected = run_scenario(name)
+    pd.testing.assert_frame_equal(app.state.results, expected)
+    from_file = scenario_parameters(load_scenario(name))
+    from_app = scenario_parameters(app.state.current_scenario())
+    for constant, value in from_file.items():
+        np.testing.assert_allclose(from_app[constant], value, err_msg=constant)
+
+
+def test_scenario_picker_and_reset(app):
+    app.scenario_panel.picker.value = "plan_2025"
+    assert app.state.scenario_name == "plan_2025"
+    assert app.levers.widget(INVESTMENT).value == pytest.approx(13.0)
+    pd.testing.assert_frame_equal(app.state.results, run_scenario("plan_2025"))
+    app.scenario_panel.reset.clicks += 1
+    assert app.state.scenario_name == "baseline"
+    assert app.levers.widget(INVESTMENT).value == pytest.approx(6.6)
+    assert app.scenario_panel.picker.value == "baseline"
+
+
+def test_save_writes_a_valid_scenario_and_never_overwrites(app, tmp_path):
+    app.levers.widget(INVESTMENT).value = 11.5
+    panel = app.scenario_panel
+    panel.save_name.value = "my_case"
+    panel.save_title.value = "My case"
+    panel.save.clicks += 1
+    path = tmp_path / "my_case.yaml"
+    assert path.is_file()
+    assert not list(tmp_path.glob(".*.tmp"))
+    saved = load_scenario(path)
+    assert saved.title.en == "My case"
+    assert scenario_parameters(saved)["Investment Growth 2021 2025"] == pytest.approx(0.115)
+    assert "my_case" in panel.picker.options.values()
+    before = path.read_text(encoding="utf-8")
+    app.levers.widget(INVESTMENT).value = 3.0
+    panel.save.clicks += 1
+    assert "exists" in app.state.message[1]
+    assert path.read_text(encoding="utf-8") == before
+    panel.save_name.value = "../escape"
+    panel.save.clicks += 1
+    assert "scenario name" in app.state.message[1]
+    assert not (tmp_path.parent / "escape.yaml").exists()
+
+
+def test_downloads(app):
+    frame = pd.read_csv(io.StringIO(app.scenario_panel._csv_file().getvalue()), index_col="year")
+    np.testing.assert_allclose(frame["gross_output"], app.state.results["gross_output"])
+    text = app.scenario_panel._yaml_file().getvalue().decode("utf-8")
+    downloaded = scenario_parameters(_parse_text(text))
+    current = scenario_parameters(app.state.current_scenario())
+    assert downloaded.keys() == current.keys()
+    for name, value in current.items():
+        np.testing.assert_allclose(downloaded[name], value, err_msg=name)
+
+
+def _parse_text(text: str):
+    from scenarios.schema import parse_scenario
+
+    return parse_scenario(yaml.safe_load(text), source="download")
+
+
+def test_pin_and_compare_overlay(app):
+    app.scenario_panel.pin.clicks += 1
+    pinned = app.charts.sources["pinned"].data["gross_output"]
+    np.testing.assert_allclose(pinned, app.state.results["gross_output"])
+    assert all(item.visible for item in app.charts.overlay_items["pinned"])
+    app.levers.widget(INVESTMENT).value = 12.0
+    assert app.charts.sources["pinned"].data["gross_output"][-1] == pytest.approx(pinned[-1])
+    assert app.charts.sources["current"].data["gross_output"][-1] > pinned[-1]
+    app.scenario_panel.compare.value = "energy_tight"
+    compare = app.charts.sources["compare"].data["gross_output"]
+    np.testing.assert_allclose(compare, run_scenario("energy_tight")["gross_output"])
+    assert all(item.visible for item in app.charts.overlay_items["compare"])
+    app.scenario_panel.unpin.clicks += 1
+    assert len(app.charts.sources["pinned"].data["gross_output"]) == 0
+    assert not any(item.visible for item in app.charts.overlay_items["pinned"])
+
+
+def test_sessions_do_not_share_settings(warm_engine, tmp_path):
+    from app import App
+
+    first, second = App(scenario_dirs=(SCENARIO_DIR, tmp_path)), App(scenario_dirs=(tmp_path,))
+    first.levers.widget(INVESTMENT).value = 14.0
+    assert second.state.settings.investment_growth_2021_2025 == pytest.approx(6.6)
+    assert (
+        second.state.results.loc[2035, "gross_output"]
+        < first.state.results.loc[2035, "gross_output"]
+    )
+    assert first.state.settings is not second.state.settings
+
+
+def test_settings_and_scenarios_round_trip(warm_engine):
+    settings = settings_class()()
+    for control in lever_controls():
+        assert control.start <= getattr(settings, control.name) <= control.end
+    scenario = settings_to_scenario(settings, {"en": "t", "zh": "t"}, {"en": "d", "zh": "d"})
+    values, extra = scenario_to_settings(scenario)
+    assert values == default_settings() and extra == {}
+
+
+def test_parameters_that_set_lever_constants_move_the_sliders(warm_engine):
+    data = {
+        "title": {"en": "t", "zh": "t"},
+        "description": {"en": "d", "zh": "d"},
+        "parameters": {"Investment Growth 2021 2025": 0.08, "Price Inflation Future": 0.02},
+    }
+    from scenarios.schema import parse_scenario
+
+    values, extra = scenario_to_settings(parse_scenario(data))
+    assert values[INVESTMENT] == pytest.approx(8.0)
+    assert extra == {"Price Inflation Future": 0.02}
+
+
+def test_registries_are_not_listed_as_scenarios():
+    names = list_scenarios(SCENARIO_DIR)
+    assert "baseline" in names and next(iter(names)) == "baseline"
+    assert not {"levers", "targets", "uncertainty"} & set(names)
+
+
+def test_importing_app_has_no_side_effects():
+    import importlib
+
+    import panel as pn
+
+    module = importlib.import_module("app")
+    assert not pn.state.served
+    assert callable(module.create_app)
+
+
+def test_uncertainty_section_matches_the_project_monte_carlo(app):
+    from scenarios.app_uncertainty import QUANTILE_NAMES
+    from scenarios.montecarlo import run_monte_carlo
+
+    app.show_section("uncertainty")
+    view = app.views["uncertainty"]
+    app.levers.widget(RD_2025).value = 2.9
+    outcome = view.run(n_samples=120, seed=3)
+    assert view.progress.value == 100
+    for fan in outcome.fans.values():
+        levels = fan[list(QUANTILE_NAMES)].to_numpy()
+        assert np.all(np.diff(levels, axis=1) >= -1e-9)
+    source = view.sources["gross_output"].data
+    np.testing.assert_allclose(source["q50"], outcome.fans["gross_output"]["q50"].to_numpy())
+    reference = run_monte_carlo(app.state.current_scenario(), n_samples=120, seed=3)
+    expected = reference.probabilities["probability"]
+    for target, probability in expected.items():
+        assert outcome.probabilities[target] == pytest.approx(probability, nan_ok=True)
+    quantiles = reference.quantiles.loc[("gross_output", 2035)]
+    assert outcome.fans["gross_output"].loc[2035, "q05"] == pytest.approx(quantiles["q05"])
+    assert outcome.fans["gross_output"].loc[2035, "q95"] == pytest.approx(quantiles["q95"])
+    again = view.run(n_samples=120, seed=3)
+    pd.testing.assert_frame_equal(again.fans["gross_output"], outcome.fans["gross_output"])
+    assert "P(met)" in view.table.object
+    app.levers.widget(RD_2025).value = 3.2
+    assert "levers have moved" in view.status.object
+
+
+def test_calibration_section_compares_the_baseline_with_the_data(app, baseline):
+    from calibration.data import load_observations
+
+    app.show_section("calibration")
+    view = app.views["calibration"]
+    table = view.table_data.set_index("id")
+    observations = load_observations().set_index("id")
+    row = table.loc["gross_output_2020"]
+    assert row["observed"] == pytest.approx(observations.loc["gross_output_2020", "value"])
+    assert row["model"] == pytest.approx(baseline.loc[2020, "gross_output"])
+    assert (
+        table["within"] == ((table["model"] - table["observed"]).abs() <= table["tolerance"])
+    ).all()
+    assert set(table["year"]) <= set(range(2015, 2021))
+    english = list(view.overview.y_range.factors)
+    app.state.settings.language = "zh"
+    assert list(view.overview.y_range.factors) != english
+    assert len(view.dots.data["label"]) == len(table)
+
+
+def test_structure_section_is_generated_from_the_model_file(app, repo):
+    import re
+
+    from scenarios.app_structure import graph_layout, model_graph
+
+    graph = model_graph()
+    text = (repo / "model" / "ningbo.mdl").read_text(encoding="utf-8")
+    stocks = {n.name for n in graph.nodes if n.kind == "stock"}
+    assert len(stocks) == len(re.findall(r"=\s*INTEG\s*\(", text))
+    fed = {target for _, target, kind in graph.edges if kind == "flow"}
+    assert stocks == fed
+    assert graph_layout() == graph_layout()
+    app.show_section("structure")
+    view = app.views["structure"]
+    shown = len(view.node_source.data["name"])
+    assert shown == sum(n.kind != "constant" for n in graph.nodes)
+    view.constants.value = True
+    assert len(view.node_source.data["name"]) == len(graph.nodes) > shown
+    assert app.sections["structure"].visible and not app.sections["results"].visible

@@ -1,0 +1,171 @@
+"""Real-browser tests of the Panel app (headless Debian Chromium through Playwright).
+
+The server is started by a fixture (``pn.serve(..., threaded=True)``) on a free port and
+stopped afterwards; saved scenarios go to ``tmp_path``. Panel renders inside shadow roots,
+so elements are found with Playwright locators (which pierce them) and the run's data is
+read from the page's Bokeh document.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+
+import pytest
+
+pytestmark = pytest.mark.ui
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+LOAD_TIMEOUT_MS = 60_000
+LAST_OUTPUT_JS = """() => {
+  const cds = Bokeh.documents[0].get_model_by_name('current-run');
+  return cds.data.gross_output[cds.data.gross_output.length - 1];
+}"""
+READY_JS = """() => {
+  if (!window.Bokeh || !Bokeh.documents.length) return false;
+  const cds = Bokeh.documents[0].get_model_by_name('current-run');
+  return cds !== null && cds.data.gross_output.length > 0;
+}"""
+SET_SLIDER_JS = """([name, value]) => {
+  const slider = [...Bokeh.documents[0].all_models].find(
+    m => m.type === 'Slider' && m.tags.includes(name));
+  slider.value = value;
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app served on a free local port for this module's tests."""
+    import panel as pn
+
+    from app import create_app, warm_up
+    from scenarios.schema import SCENARIO_DIR
+
+    warm_up()
+    saves = tmp_path_factory.mktemp("saved_scenarios")
+    port = free_port()
+    handle = pn.serve(
+        lambda: create_app(scenario_dirs=(SCENARIO_DIR, saves)),
+        address="127.0.0.1",
+        port=port,
+        threaded=True,
+        show=False,
+        title="test",
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}/"
+    handle.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser, server):
+    """A fresh session with its console errors collected in ``page.errors``."""
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    tab = context.new_page()
+    tab.errors = []
+    tab.on("console", lambda m: tab.errors.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda exc: tab.errors.append(str(exc)))
+    tab.goto(server, wait_until="load")
+    tab.wait_for_function(READY_JS, timeout=LOAD_TIMEOUT_MS)
+    yield tab
+    context.close()
+
+
+def big_number(page) -> str:
+    """The text of the 2035 gross output figure."""
+    texts = page.locator(".big-output div").all_inner_texts()
+    numbers = [t for t in texts if re.fullmatch(r"[\d,]+", t.strip())]
+    assert numbers, f"no number in the 2035 output figure: {texts}"
+    return numbers[0].strip()
+
+
+def test_page_loads_without_console_errors(page):
+    assert page.get_by_text("Gross output 2035").first.is_visible()
+    assert re.fullmatch(r"\d{1,3}(,\d{3})+", big_number(page))
+    assert page.get_by_text("Plan targets: scorecard").first.is_visible()
+    page.wait_for_timeout(500)
+    assert page.errors == []
+
+
+def test_slider_move_updates_output_and_chart(page):
+    before_number, before_chart = big_number(page), page.evaluate(LAST_OUTPUT_JS)
+    handle = page.locator(".noUi-handle").first
+    box = handle.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] / 2, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + 80, y, steps=8)
+    page.mouse.up()
+    page.wait_for_function(f"() => ({LAST_OUTPUT_JS})() !== {before_chart}", timeout=20_000)
+    deadline = time.monotonic() + 20
+    while big_number(page) == before_number and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert big_number(page) != before_number
+    assert page.evaluate(LAST_OUTPUT_JS) != before_chart
+    assert page.errors == []
+
+
+def test_language_switch_changes_labels(page):
+    assert page.get_by_text("Policy levers").first.is_visible()
+    page.get_by_role("button", name="中文").click()
+    page.get_by_text("政策杠杆").first.wait_for(timeout=20_000)
+    assert page.get_by_text("规划目标完成情况").first.is_visible()
+    assert page.get_by_text("Policy levers").count() == 0
+    assert page.errors == []
+
+
+def test_scenario_picker_loads_a_scenario(page):
+    from scenarios.app_state import scenario_title
+    from scenarios.schema import SCENARIO_DIR
+
+    before = page.evaluate(LAST_OUTPUT_JS)
+    label = scenario_title(SCENARIO_DIR / "plan_2025.yaml", "en")
+    page.locator("select").first.select_option(label=label)
+    page.wait_for_function(f"() => ({LAST_OUTPUT_JS})() !== {before}", timeout=20_000)
+    page.get_by_text("2021-2025: 13").first.wait_for(timeout=20_000)
+    assert page.errors == []
+
+
+def test_url_carries_the_settings(page, server):
+    page.get_by_text("Innovation: R&D and talent").first.click()
+    page.get_by_text("R&D intensity (R&D / revenue)").first.wait_for(timeout=20_000)
+    page.evaluate(SET_SLIDER_JS, ["rd_intensity_2021_2025", 3.3])
+    page.wait_for_function("() => window.location.search.includes('rd_intensity_2021_2025=3.3')")
+    shared = page.context.new_page()
+    shared.goto(page.url, wait_until="load")
+    shared.wait_for_function(READY_JS, timeout=LOAD_TIMEOUT_MS)
+    shared.get_by_text("Innovation: R&D and talent").first.click()
+    shared.get_by_text("2021-2025: 3.3").first.wait_for(timeout=20_000)
+    shared.close()
