@@ -24,6 +24,9 @@ from scenarios.schema import SCENARIO_DIR
 
 LOGGER = logging.getLogger("ningbo_sd.app")
 TITLE = "宁波制造业政策模拟器 · Ningbo manufacturing policy simulator"
+SIDEBAR_WIDTH = 390
+SCORECARD_DELAY_MS = 120
+HEADER_COLOUR = "#1f5fa8"
 SECTIONS: tuple[str, ...] = ("results", "uncertainty", "calibration", "structure")
 NOTIFICATION_MS = {"error": 10000, "success": 4000, "info": 2500}
 
@@ -56,8 +59,7 @@ class App(Viewer):
 
         state = AppState(model_path=model_path, scenario_dirs=scenario_dirs, engine=engine)
         super().__init__(state=state, **params)
-        # On a server the scorecard is computed on the next tick, after the charts are sent.
-        state.scheduler = partial(pn.state.execute, schedule=True)
+        state.scheduler = self._score_later
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, margin=(0, 10))
         self.heading = pn.pane.Markdown("", margin=(0, 10))
         self.scenario_panel = ScenarioPanel(state=state)
@@ -119,6 +121,20 @@ class App(Viewer):
         self.show_section(event.new)
 
     # ------------------------------------------------------------------ wiring
+    @staticmethod
+    def _score_later(score) -> None:
+        """Run the scorecard shortly after the charts went out (only the last of a drag).
+
+        The charts and the 2035 figures reach the browser first; the scorecard (a larger
+        table whose relayout costs the browser more) follows ``SCORECARD_DELAY_MS`` later,
+        and while a slider is dragged only the latest run is scored.
+        """
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:
+            score()
+        else:
+            pn.state.add_periodic_callback(score, period=SCORECARD_DELAY_MS, count=1)
+
     def _show_message(self, event) -> None:
         level, text = event.new
         if not text:
@@ -161,34 +177,44 @@ class App(Viewer):
             allowed = "see the slider ranges"
             self.state.notify("error", f"URL: ignored {', '.join(rejected)} ({allowed})")
 
-    def _sidebar(self) -> list:
-        return [
+    def _sidebar(self) -> pn.Column:
+        return pn.Column(
             self.scenario_panel,
             self.sidebar_cards["levers"],
             self.levers,
             self.sidebar_cards["compare"],
             self.sidebar_cards["files"],
-        ]
+            width=SIDEBAR_WIDTH,
+            styles={"background": "#f6f8fb", "border-right": "1px solid #dde3ea"},
+        )
 
-    def _main(self):
+    def _main(self) -> pn.Column:
         return pn.Column(
             self.heading, self.alert, self.section, self.body, sizing_mode="stretch_width"
         )
 
-    def template(self) -> pn.template.BaseTemplate:
-        """The page: controls in the sidebar, results in the main area."""
-        return pn.template.BootstrapTemplate(
-            title=TITLE,
-            sidebar=self._sidebar(),
-            main=[self._main()],
-            sidebar_width=390,
-            header_background="#1f5fa8",
+    def page(self) -> pn.Column:
+        """The page: a header bar, the controls on the left, the results on the right.
+
+        A plain Panel layout rather than a Bootstrap/Fast template: the templates' style
+        sheets made every chart repaint (each slider move) about twice as slow in the
+        browser, and the Fast template loads a font from Google (blocked in China).
+        """
+        header = pn.pane.HTML(
+            f'<div style="font-size:19px;font-weight:600;color:white">{TITLE}</div>',
+            styles={"background": HEADER_COLOUR, "padding": "10px 18px"},
+            sizing_mode="stretch_width",
+            margin=0,
+        )
+        return pn.Column(
+            header,
+            pn.Row(self._sidebar(), self._main(), sizing_mode="stretch_width", margin=0),
+            sizing_mode="stretch_width",
+            margin=0,
         )
 
     def __panel__(self):
-        return pn.Row(
-            pn.Column(*self._sidebar(), width=390), self._main(), sizing_mode="stretch_width"
-        )
+        return self.page()
 
 
 def report_unexpected(exc: BaseException) -> None:
@@ -199,7 +225,7 @@ def report_unexpected(exc: BaseException) -> None:
         pn.state.notifications.error(f"Unexpected error: {text}", duration=10000)
 
 
-def create_app(scenario_dirs: tuple[Path, ...] = (SCENARIO_DIR,)) -> pn.template.BaseTemplate:
+def create_app(scenario_dirs: tuple[Path, ...] = (SCENARIO_DIR,)) -> pn.viewable.Viewable:
     """Build one session's page (the factory ``pn.serve`` calls per browser session).
 
     Parameters
@@ -209,12 +235,13 @@ def create_app(scenario_dirs: tuple[Path, ...] = (SCENARIO_DIR,)) -> pn.template
 
     Returns
     -------
-    panel.template.BaseTemplate
+    panel.viewable.Viewable
+        The session's page.
     """
     pn.config.exception_handler = report_unexpected
     app = App(scenario_dirs=scenario_dirs)
     app.sync_url()
-    return app.template()
+    return app.page()
 
 
 def warm_up() -> None:

@@ -177,17 +177,19 @@ async def measure(url: str, moves: int, sessions: int, loads: int, seed: int) ->
         }
         # one session, many moves
         context, page, _, errors = await open_session(browser, url)
-        latencies, timeouts = [], 0
+        latencies, arrivals, timeouts = [], [], 0
         for value in move_values(rng, moves):
             result = await move(page, value)
             if result is None:
                 timeouts += 1
             else:
                 latencies.append(result["ms"])
+                arrivals.append(result["data_ms"])
         report["single"] = {
             "moves": moves,
             "median_ms": statistics.median(latencies) if latencies else float("nan"),
             "p95_ms": percentile(latencies, 95),
+            "data_median_ms": statistics.median(arrivals) if arrivals else float("nan"),
             "timeouts": timeouts,
             "console_errors": list(errors),
         }
@@ -210,12 +212,14 @@ async def measure(url: str, moves: int, sessions: int, loads: int, seed: int) ->
             ]
         )
         concurrent = [r["ms"] for session in results for r in session if r is not None]
+        arrived = [r["data_ms"] for session in results for r in session if r is not None]
         finals = [await page.evaluate(STATE_JS, [SLIDER]) for _, page, _, _ in opened]
         report["concurrent"] = {
             "sessions": sessions,
             "moves": sum(len(v) for v in per_session),
             "median_ms": statistics.median(concurrent) if concurrent else float("nan"),
             "p95_ms": percentile(concurrent, 95),
+            "data_median_ms": statistics.median(arrived) if arrived else float("nan"),
             "timeouts": sum(r is None for session in results for r in session),
             "console_errors": [e for _, _, _, errors in opened for e in errors],
             "final_values": [f["value"] for f in finals],
@@ -288,12 +292,15 @@ def main(argv: list[str] | None = None) -> int:
         f"reference engine run (in-process)  {reference:8.1f} ms",
         f"slider move, median                {single['median_ms']:8.1f} ms   (bar < 150)",
         f"slider move, p95                   {single['p95_ms']:8.1f} ms   (bar < 300)",
+        f"  of which until data in browser   {single['data_median_ms']:8.1f} ms",
         f"  median / engine run              {report['reference']['median_move_over_run']:8.1f} x",
         f"page load, first session           {load['first_s']:8.2f} s",
         f"page load, median                  {load['median_s']:8.2f} s    (bar < 3)",
         f"{concurrent['sessions']} sessions, median               "
         f"{concurrent['median_ms']:8.1f} ms   (bar < 500)",
         f"{concurrent['sessions']} sessions, p95                  {concurrent['p95_ms']:8.1f} ms",
+        f"{concurrent['sessions']} sessions, round trip median    "
+        f"{concurrent['data_median_ms']:8.1f} ms",
         f"timeouts / console errors          {single['timeouts'] + concurrent['timeouts']} / "
         f"{len(load['console_errors']) + len(single['console_errors'])}"
         f" + {len(concurrent['console_errors'])}",

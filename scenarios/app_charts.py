@@ -462,13 +462,13 @@ class ResultCharts(Viewer):
             panes["gross_output"],
             pn.GridBox(
                 panes["value_added"],
-                panes["clusters"],
+                panes["innovation"],
                 panes["land"],
                 panes["energy"],
-                panes["innovation"],
-                panes["binding"],
                 ncols=2,
                 sizing_mode="stretch_width",
             ),
+            panes["clusters"],
+            panes["binding"],
             sizing_mode="stretch_width",
         )

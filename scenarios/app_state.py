@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from functools import lru_cache, partial
 from pathlib import Path
+from types import MappingProxyType
 
 import pandas as pd
 import param
@@ -44,8 +46,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (ScenarioError, ValueError, KeyError,
 
 
 @lru_cache(maxsize=256)
-def _file_header(path: str, mtime: float, size: int) -> tuple[bool, dict | None]:
-    """(looks like a scenario, its title) of a YAML file; cached per modification."""
+def _file_header(path: str, mtime: float, size: int) -> tuple[bool, Mapping | None]:
+    """(looks like a scenario, its title) of a YAML file; cached per modification (read-only)."""
     try:
         data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=YAML_LOADER)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -53,10 +55,10 @@ def _file_header(path: str, mtime: float, size: int) -> tuple[bool, dict | None]
     if not isinstance(data, dict):
         return True, None
     title = data.get("title")
-    return "title" in data, dict(title) if isinstance(title, dict) else None
+    return "title" in data, MappingProxyType(dict(title)) if isinstance(title, dict) else None
 
 
-def _header(path: Path) -> tuple[bool, dict | None]:
+def _header(path: Path) -> tuple[bool, Mapping | None]:
     try:
         status = path.stat()
     except OSError:
@@ -194,7 +196,7 @@ class AppState(param.Parameterized):
         self._good_settings = default_settings(model_path)
         self._suspended = False
         self._version = 0  # counts successful runs; a deferred scoring checks it
-        self.scheduler = None  # callable(fn) that runs fn later (the app's next tick); None: now
+        self.scheduler = None  # callable(fn) running fn a little later (the app sets it); None: now
         self.settings.param.watch(self._settings_changed, setting_names(model_path))
         if BASELINE_NAME not in self.scenario_files() or not self.load_scenario(BASELINE_NAME):
             self.recompute()
@@ -242,7 +244,7 @@ class AppState(param.Parameterized):
         return frame
 
     def recompute(self) -> bool:
-        """Run the current settings; on failure go back to the last good settings and run.
+        """Run the current settings; on failure put the last good settings back (run kept).
 
         Returns
         -------

@@ -11,9 +11,11 @@ sectors are placed on a grid, so that they stay readable.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import panel as pn
@@ -223,7 +225,7 @@ def force_layout(n: int, pairs: np.ndarray, rng: np.random.Generator) -> np.ndar
 @lru_cache(maxsize=8)
 def graph_layout(
     model_path: str | Path = MODEL_PATH, constants: bool = False, seed: int = 0
-) -> dict[str, tuple[float, float]]:
+) -> Mapping[str, tuple[float, float]]:
     """Positions of the graph's nodes: each sector laid out on its own, sectors on a grid.
 
     Parameters
@@ -236,7 +238,8 @@ def graph_layout(
 
     Returns
     -------
-    dict of str to (x, y)
+    Mapping of str to (x, y)
+        Read-only (the layout is cached and shared by every session).
     """
     graph = model_graph(model_path)
     nodes = [n for n in graph.nodes if constants or n.kind != "constant"]
@@ -258,7 +261,7 @@ def graph_layout(
         offset = np.array([position % columns, -(position // columns)], dtype=float) * cell
         for name, (x, y) in zip(members, pos + offset, strict=True):
             layout[name] = (float(x), float(y))
-    return layout
+    return MappingProxyType(layout)  # shared by every session: read-only
 
 
 def _shorten(x0, y0, x1, y1, by: float) -> tuple[float, float]:
