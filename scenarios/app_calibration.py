@@ -147,7 +147,7 @@ class CalibrationView(Viewer):
         return fig
 
     def _series_figure(self) -> figure:
-        fig = make_figure()
+        fig = make_figure(title="")
         fig.x_range.start, fig.x_range.end = 2014.5, 2025.5
         fig.line("year", "value", source=self.series_model, color=CURRENT_COLOUR, line_width=3)
         fig.add_layout(Whisker(source=self.series_data, base="year", lower="low", upper="high"))

@@ -8,18 +8,21 @@ when the language changes.
 
 from __future__ import annotations
 
+import html
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from types import MappingProxyType
+
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.core.properties import value as fixed_value
 from bokeh.models import (
     ColumnDataSource,
     FixedTicker,
     HoverTool,
     LabelSet,
-    Legend,
-    LegendItem,
     LinearAxis,
     NumeralTickFormatter,
     Range1d,
@@ -48,6 +51,17 @@ LINE_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 CLUSTER_COLUMNS: tuple[str, ...] = tuple(f"gross_output_{c}" for c in CLUSTERS)
 FIGURE_HEIGHT = 270
+FIGURE_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "gross_output": ("gross_output",),
+        "value_added": ("value_added", "value_added_real"),
+        "clusters": CLUSTER_COLUMNS,
+        "binding": ("binding_code", "binding_colour"),
+        "land": ("industrial_land", "land_control_line"),
+        "energy": ("energy_use", "energy_quota"),
+        "innovation": ("rd_intensity", "effective_patents"),
+    }
+)
 
 
 def column_label(name: str, language: str) -> str:
@@ -89,6 +103,11 @@ def chart_data(results: pd.DataFrame | None) -> dict:
     return data
 
 
+def figure_data(data: dict, figure: str) -> dict:
+    """The columns of ``data`` one figure draws (see :data:`FIGURE_COLUMNS`)."""
+    return {column: data[column] for column in ("year", *FIGURE_COLUMNS[figure])}
+
+
 def nice_range(low: float, high: float, current: tuple[float, float] | None) -> tuple:
     """A y range for data in ``[low, high]``: the current one while it still fits well.
 
@@ -113,6 +132,7 @@ def nice_range(low: float, high: float, current: tuple[float, float] | None) -> 
 def make_figure(**options) -> figure:
     """A time-axis figure (2015-2035) in the app's style, without toolbar."""
     options.setdefault("y_range", Range1d(0, 1))
+    options.setdefault("title", None)
     fig = figure(
         height=FIGURE_HEIGHT,
         sizing_mode="stretch_width",
@@ -123,37 +143,91 @@ def make_figure(**options) -> figure:
     )
     fig.xaxis.ticker = FixedTicker(ticks=list(range(2015, 2036, 5)))
     fig.yaxis.formatter = NumeralTickFormatter(format="0,0")
-    fig.title.text_font_size = "13px"
+    if fig.title is not None:
+        fig.title.text_font_size = "13px"
     fig.min_border_left = 60
     return fig
 
 
+@dataclass(frozen=True)
+class Key:
+    """One legend entry, drawn in HTML above a figure (not on its canvas).
+
+    Attributes
+    ----------
+    colour : str
+    style : str
+        ``solid``, ``dashed``, ``dotted`` or ``dashdot`` for a line; ``area`` for a patch.
+    label : callable
+        ``label(language) -> str``.
+    group : str
+        ``current`` (always shown), ``pinned`` or ``compare`` (shown while that run is).
+    """
+
+    colour: str
+    style: str
+    label: Callable[[str], str]
+    group: str = "current"
+
+
+def key_html(key: Key, text: str) -> str:
+    """A legend entry: a line or patch swatch and its label."""
+    if key.style == "area":
+        swatch = f"width:11px;height:11px;background:{key.colour}"
+    else:
+        border = {"dashdot": "dashed"}.get(key.style, key.style)
+        swatch = f"width:20px;height:0;border-top:3px {border} {key.colour}"
+    return (
+        f'<span style="white-space:nowrap;margin-right:12px"><span style="display:inline-block;'
+        f'{swatch};vertical-align:middle;margin-right:4px"></span>{html.escape(text)}</span>'
+    )
+
+
 class ResultCharts(Viewer):
-    """Gross output, value added, clusters, binding constraint, land, energy, innovation."""
+    """Gross output, value added, clusters, binding constraint, land, energy, innovation.
+
+    Titles and legends are HTML above each figure: they change only with the language or
+    the pinned/compared runs, and keeping them off the canvas makes the redraw that every
+    slider move causes cheaper in the browser.
+    """
 
     state = param.ClassSelector(class_=AppState)
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
+        # One source per figure, so that a figure whose data did not change is not redrawn
+        # (Bokeh sends nothing for an unchanged property); the gross output one is "current".
+        self.figure_sources = {
+            name: ColumnDataSource(figure_data(empty_data(), name), name=f"{name}-run")
+            for name in FIGURE_COLUMNS
+        }
+        self.figure_sources["gross_output"].name = "current-run"  # read by the browser tests
         self.sources = {
-            "current": ColumnDataSource(empty_data(), name="current-run"),
+            "current": self.figure_sources["gross_output"],
             "pinned": ColumnDataSource(empty_data(), name="pinned-run"),
             "compare": ColumnDataSource(empty_data(), name="compared-run"),
         }
-        self.legend_items: list[tuple] = []  # (legend item, label function of the language)
-        self.overlay_items: dict[str, list[LegendItem]] = {"pinned": [], "compare": []}
+        self.keys: dict[str, list[Key]] = {name: [] for name in FIGURE_COLUMNS}
         self.spans: dict[str, Span] = {}
         self.figures = {
             "gross_output": self._gross_output_figure(),
             "value_added": self._value_added_figure(),
             "clusters": self._clusters_figure(),
             "binding": self._binding_figure(),
-            "land": self._pair_figure("industrial_land", "land_control_line"),
-            "energy": self._pair_figure("energy_use", "energy_quota"),
+            "land": self._pair_figure("land", "industrial_land", "land_control_line"),
+            "energy": self._pair_figure("energy", "energy_use", "energy_quota"),
             "innovation": self._innovation_figure(),
         }
+        self.headers = {
+            name: pn.pane.HTML("", sizing_mode="stretch_width", margin=(8, 10, 0, 10))
+            for name in self.figures
+        }
         self.panes = {
-            name: pn.pane.Bokeh(fig, sizing_mode="stretch_width")
+            name: pn.Column(
+                self.headers[name],
+                pn.pane.Bokeh(fig, sizing_mode="stretch_width"),
+                sizing_mode="stretch_width",
+            )
             for name, fig in self.figures.items()
         }
         self.state.param.watch(self._update_data, ["results", "pinned", "compare"])
@@ -162,58 +236,38 @@ class ResultCharts(Viewer):
         self._relabel()
 
     # ------------------------------------------------------------------ building
-    def _overlays(self, fig: figure, column: str) -> None:
-        """Dashed pinned and dotted compared lines of ``column``."""
-        pinned = fig.line(
+    def _line(self, fig: figure, name: str, column: str, colour: str, style: str, label, **kw):
+        """A line of the current run, with its legend key."""
+        renderer = fig.line(
             "year",
             column,
-            source=self.sources["pinned"],
-            color=PINNED_COLOUR,
-            line_width=2,
-            line_dash="dashed",
+            source=self.figure_sources[name],
+            color=colour,
+            line_width=kw.pop("line_width", 3 if style == "solid" else 2),
+            line_dash=style,
+            **kw,
         )
-        compare = fig.line(
-            "year",
-            column,
-            source=self.sources["compare"],
-            color=COMPARE_COLOUR,
-            line_width=2,
-            line_dash="dotted",
-        )
-        self.overlay_items["pinned"].append(
-            self._legend(fig, pinned, lambda lang: tr("pinned", lang))
-        )
-        self.overlay_items["compare"].append(
-            self._legend(fig, compare, lambda lang: self.state.compare_name or tr("none", lang))
-        )
+        self.keys[name].append(Key(colour, style, label))
+        return renderer
 
-    def _legend(self, fig: figure, renderer, label) -> LegendItem:
-        if not fig.legend:
-            legend = Legend(
-                location="bottom_right",
-                label_text_font_size="11px",
-                background_fill_alpha=0.6,
-                spacing=0,
-                padding=4,
-                margin=4,
-            )
-            fig.add_layout(legend)
-        item = LegendItem(label=fixed_value(""), renderers=[renderer])
-        fig.legend[0].items.append(item)
-        self.legend_items.append((item, label))
-        return item
+    def _overlays(self, fig: figure, name: str, column: str) -> None:
+        """Dashed pinned and dotted compared lines of ``column``."""
+        for group, colour, style in (
+            ("pinned", PINNED_COLOUR, "dashed"),
+            ("compare", COMPARE_COLOUR, "dotted"),
+        ):
+            fig.line("year", column, source=self.sources[group], color=colour, line_width=2,
+                     line_dash=style)  # fmt: skip
+        self.keys[name].append(Key(PINNED_COLOUR, "dashed", partial(tr, "pinned"), "pinned"))
+        self.keys[name].append(
+            Key(COMPARE_COLOUR, "dotted", lambda lang: self.state.compare_name, "compare")
+        )
 
     def _gross_output_figure(self) -> figure:
         fig = make_figure()
-        line = fig.line(
-            "year",
-            "gross_output",
-            source=self.sources["current"],
-            color=CURRENT_COLOUR,
-            line_width=3,
-        )
-        self._legend(fig, line, lambda lang: tr("current", lang))
-        self._overlays(fig, "gross_output")
+        line = self._line(fig, "gross_output", "gross_output", CURRENT_COLOUR, "solid",
+                          partial(tr, "current"))  # fmt: skip
+        self._overlays(fig, "gross_output", "gross_output")
         self.marks = ColumnDataSource({"x": [], "y": [], "text": []})
         fig.scatter("x", "y", source=self.marks, size=9, color=CURRENT_COLOUR)
         fig.add_layout(
@@ -249,7 +303,6 @@ class ResultCharts(Viewer):
             text_color="#555555",
         )
         fig.add_layout(self._span_labels)
-        fig.scatter("x", "y", source=self._span_labels.source, alpha=0)  # keeps both lines in range
         fig.add_tools(
             HoverTool(
                 renderers=[line],
@@ -261,46 +314,23 @@ class ResultCharts(Viewer):
 
     def _value_added_figure(self) -> figure:
         fig = make_figure()
-        nominal = fig.line(
-            "year",
-            "value_added",
-            source=self.sources["current"],
-            color=CURRENT_COLOUR,
-            line_width=3,
-        )
-        real = fig.line(
-            "year",
-            "value_added_real",
-            source=self.sources["current"],
-            color=SECOND_COLOUR,
-            line_width=2,
-        )
-        self._legend(fig, nominal, lambda lang: tr("nominal", lang))
-        self._legend(fig, real, lambda lang: tr("real_2020", lang))
-        self._overlays(fig, "value_added")
+        self._line(fig, "value_added", "value_added", CURRENT_COLOUR, "solid",
+                   partial(tr, "nominal"))  # fmt: skip
+        self._line(fig, "value_added", "value_added_real", SECOND_COLOUR, "solid",
+                   partial(tr, "real_2020"), line_width=2)  # fmt: skip
+        self._overlays(fig, "value_added", "value_added")
         return fig
 
     def _clusters_figure(self) -> figure:
         fig = make_figure()
-        renderers = fig.varea_stack(
+        fig.varea_stack(
             stackers=list(CLUSTER_COLUMNS),
             x="year",
             color=list(CLUSTER_COLOURS),
-            source=self.sources["current"],
+            source=self.figure_sources["clusters"],
         )
-        legend = Legend(
-            label_text_font_size="10px",
-            spacing=0,
-            padding=2,
-            margin=2,
-            glyph_height=12,
-            glyph_width=12,
-        )
-        fig.add_layout(legend, "right")
-        for cluster, renderer in reversed(list(zip(CLUSTERS, renderers, strict=True))):
-            item = LegendItem(label=fixed_value(cluster), renderers=[renderer])
-            legend.items.append(item)
-            self.legend_items.append((item, lambda lang, c=cluster: cluster_label(c, lang)))
+        for cluster, colour in zip(CLUSTERS, CLUSTER_COLOURS, strict=True):
+            self.keys["clusters"].append(Key(colour, "area", partial(cluster_label, cluster)))
         return fig
 
     def _binding_figure(self) -> figure:
@@ -310,7 +340,7 @@ class ResultCharts(Viewer):
             "binding_code",
             width=0.85,
             height=0.7,
-            source=self.sources["current"],
+            source=self.figure_sources["binding"],
             fill_color="binding_colour",
             line_color=None,
         )
@@ -319,48 +349,24 @@ class ResultCharts(Viewer):
         fig.height = 160
         return fig
 
-    def _pair_figure(self, level: str, cap: str) -> figure:
+    def _pair_figure(self, name: str, level: str, cap: str) -> figure:
         fig = make_figure()
-        used = fig.line(
-            "year", level, source=self.sources["current"], color=CURRENT_COLOUR, line_width=3
-        )
-        limit = fig.line(
-            "year",
-            cap,
-            source=self.sources["current"],
-            color="#c62828",
-            line_width=2,
-            line_dash="dashdot",
-        )
-        self._legend(fig, used, lambda lang: column_label(level, lang))
-        self._legend(fig, limit, lambda lang: column_label(cap, lang))
-        self._overlays(fig, level)
+        self._line(fig, name, level, CURRENT_COLOUR, "solid", partial(column_label, level))
+        self._line(fig, name, cap, "#c62828", "dashdot", partial(column_label, cap))
+        self._overlays(fig, name, level)
         return fig
 
     def _innovation_figure(self) -> figure:
         fig = make_figure()
         fig.yaxis.formatter = NumeralTickFormatter(format="0.00")
-        rd = fig.line(
-            "year",
-            "rd_intensity",
-            source=self.sources["current"],
-            color=CURRENT_COLOUR,
-            line_width=3,
-        )
+        self._line(fig, "innovation", "rd_intensity", CURRENT_COLOUR, "solid",
+                   partial(column_label, "rd_intensity"))  # fmt: skip
         fig.extra_y_ranges = {"patents": Range1d(0, 1)}
-        patents = fig.line(
-            "year",
-            "effective_patents",
-            source=self.sources["current"],
-            color=SECOND_COLOUR,
-            line_width=2,
-            y_range_name="patents",
-        )
+        self._line(fig, "innovation", "effective_patents", SECOND_COLOUR, "solid",
+                   partial(tr, "patents"), line_width=2, y_range_name="patents")  # fmt: skip
         axis = LinearAxis(y_range_name="patents", formatter=NumeralTickFormatter(format="0,0"))
         fig.add_layout(axis, "right")
-        self._legend(fig, rd, lambda lang: column_label("rd_intensity", lang))
-        self._legend(fig, patents, lambda lang: tr("patents", lang))
-        self._overlays(fig, "rd_intensity")
+        self._overlays(fig, "innovation", "rd_intensity")
         return fig
 
     # ------------------------------------------------------------------ updating
@@ -375,7 +381,8 @@ class ResultCharts(Viewer):
         with pn.io.hold():
             if "results" in names:
                 data = chart_data(self.state.results)
-                self.sources["current"].data = data
+                for name, source in self.figure_sources.items():
+                    source.data = figure_data(data, name)
                 results = self.state.results
                 marks = [y for y in MARK_YEARS if y in results.index]
                 values = [float(results.loc[y, "gross_output"]) for y in marks]
@@ -391,20 +398,16 @@ class ResultCharts(Viewer):
                 labels.data = {**labels.data, "y": [base, 2 * base]}
             if "pinned" in names:
                 self.sources["pinned"].data = chart_data(self.state.pinned)
-                for item in self.overlay_items["pinned"]:
-                    item.visible = self.state.pinned is not None
             if "compare" in names:
                 self.sources["compare"].data = chart_data(self.state.compare)
-                for item in self.overlay_items["compare"]:
-                    item.visible = self.state.compare is not None
+            if names & {"pinned", "compare"}:
                 self._relabel()
             self._rescale()
 
     def _rescale(self) -> None:
         """Set each figure's y range from the runs it shows (see :func:`nice_range`)."""
-        runs = [
-            r for r in (self.state.results, self.state.pinned, self.state.compare) if r is not None
-        ]
+        state = self.state
+        runs = [r for r in (state.results, state.pinned, state.compare) if r is not None]
         current = self.state.results
         base = self.doubling_base()
         extent = {
@@ -433,6 +436,13 @@ class ResultCharts(Viewer):
         if (start, end) != (axis_range.start, axis_range.end):
             axis_range.update(start=start, end=end)
 
+    def shown_keys(self, name: str) -> list[Key]:
+        """The legend entries of a figure that are shown now."""
+        shown = {"current": True}
+        shown["pinned"] = self.state.pinned is not None
+        shown["compare"] = self.state.compare is not None
+        return [key for key in self.keys[name] if shown[key.group]]
+
     def _relabel(self, *events) -> None:
         lang = self.state.language
         titles = {
@@ -446,10 +456,12 @@ class ResultCharts(Viewer):
         }
         with pn.io.hold():
             for name, fig in self.figures.items():
-                fig.title.text = titles[name]
+                keys = "".join(key_html(key, key.label(lang)) for key in self.shown_keys(name))
+                self.headers[name].object = (
+                    f'<div style="font-size:13px"><b>{html.escape(titles[name])}</b></div>'
+                    f'<div style="font-size:11px;color:#333">{keys}</div>'
+                )
                 fig.xaxis.axis_label = tr("year", lang)
-            for item, label in self.legend_items:
-                item.label = fixed_value(label(lang))
             self.figures["binding"].yaxis.major_label_overrides = {
                 i: tr(name, lang) for i, name in enumerate(BINDING_LABELS)
             }

@@ -164,7 +164,7 @@ class UncertaintyView(Viewer):
         self._relabel()
 
     def _fan_figure(self, indicator: str):
-        figure = make_figure()
+        figure = make_figure(title="")
         source = ColumnDataSource(fan_data(None))
         current = ColumnDataSource({"year": [], "value": []})
         self.sources[indicator], self.current[indicator] = source, current

@@ -118,19 +118,18 @@ def test_scorecard_shows_only_modelled_targets_unless_asked(app):
 
 def test_language_switch_relabels_everything(app):
     app.state.settings.language = "zh"
-    assert app.charts.figures["gross_output"].title.text.startswith(tr("chart_gross_output", "zh"))
+    assert tr("chart_gross_output", "zh") in app.charts.headers["gross_output"].object
     assert app.levers.cards["investment"].title == tr("family_investment", "zh")
     assert tr("tab_results", "zh") in app.section.options
     assert app.numbers.output.name.startswith(tr("big_output", "zh"))
     cluster_card = app.levers.cards["clusters"]
     cluster_card.collapsed = False
     assert app.levers.widget("cluster_priority_weight_auto").name == cluster_label("auto", "zh")
-    legend_texts = [item.label.value for item in app.charts.figures["clusters"].legend[0].items]
-    assert cluster_label("petrochem", "zh") in legend_texts
+    assert cluster_label("petrochem", "zh") in app.charts.headers["clusters"].object
     assert "规上工业增加值" in app.scorecard.table.object or "<table" in app.scorecard.table.object
     assert app.scenario_panel.reset.name == tr("reset", "zh")
     app.state.settings.language = "en"
-    assert app.charts.figures["gross_output"].title.text.startswith(tr("chart_gross_output", "en"))
+    assert tr("chart_gross_output", "en") in app.charts.headers["gross_output"].object
 
 
 def test_every_text_has_both_languages():
@@ -269,17 +268,17 @@ def test_pin_and_compare_overlay(app):
     app.scenario_panel.pin.clicks += 1
     pinned = app.charts.sources["pinned"].data["gross_output"]
     np.testing.assert_allclose(pinned, app.state.results["gross_output"])
-    assert all(item.visible for item in app.charts.overlay_items["pinned"])
+    assert "pinned" in {key.group for key in app.charts.shown_keys("gross_output")}
     app.levers.widget(INVESTMENT).value = 12.0
     assert app.charts.sources["pinned"].data["gross_output"][-1] == pytest.approx(pinned[-1])
     assert app.charts.sources["current"].data["gross_output"][-1] > pinned[-1]
     app.scenario_panel.compare.value = "energy_tight"
     compare = app.charts.sources["compare"].data["gross_output"]
     np.testing.assert_allclose(compare, run_scenario("energy_tight")["gross_output"])
-    assert all(item.visible for item in app.charts.overlay_items["compare"])
+    assert "energy_tight" in app.charts.headers["value_added"].object
     app.scenario_panel.unpin.clicks += 1
     assert len(app.charts.sources["pinned"].data["gross_output"]) == 0
-    assert not any(item.visible for item in app.charts.overlay_items["pinned"])
+    assert "pinned" not in {key.group for key in app.charts.shown_keys("gross_output")}
 
 
 def test_sessions_do_not_share_settings(warm_engine, tmp_path):
