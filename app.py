@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from functools import partial
 from pathlib import Path
 
 import panel as pn
@@ -273,8 +272,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     dirs = (SCENARIO_DIR,) if args.save_dir is None else (SCENARIO_DIR, args.save_dir)
     warm_up()
+
+    def session() -> pn.viewable.Viewable:  # pn.serve needs a plain function, not a partial
+        return create_app(scenario_dirs=dirs)
+
     pn.serve(
-        partial(create_app, scenario_dirs=dirs),
+        session,
         port=args.port,
         address=args.address,
         show=args.show,

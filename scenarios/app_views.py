@@ -95,8 +95,13 @@ class HeadlineNumbers(Viewer):
 
     def _relabel(self, *events) -> None:
         lang = self.state.language
-        self.output.name = f"{tr('big_output', lang)} ({tr('unit_100m', lang)})"
-        self.ratio.name = tr("big_ratio", lang)
+        # the indicator shows its ``label`` but redraws only when its value changes
+        for indicator, text in (
+            (self.output, f"{tr('big_output', lang)} ({tr('unit_100m', lang)})"),
+            (self.ratio, tr("big_ratio", lang)),
+        ):
+            indicator.param.update(label=text, name=text)
+            indicator.param.trigger("value")
 
     def __panel__(self):
         return pn.Row(self.output, self.ratio, sizing_mode="stretch_width")

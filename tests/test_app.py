@@ -121,7 +121,7 @@ def test_language_switch_relabels_everything(app):
     assert tr("chart_gross_output", "zh") in app.charts.headers["gross_output"].object
     assert app.levers.cards["investment"].title == tr("family_investment", "zh")
     assert tr("tab_results", "zh") in app.section.options
-    assert app.numbers.output.name.startswith(tr("big_output", "zh"))
+    assert app.numbers.output.label.startswith(tr("big_output", "zh"))
     cluster_card = app.levers.cards["clusters"]
     cluster_card.collapsed = False
     assert app.levers.widget("cluster_priority_weight_auto").name == cluster_label("auto", "zh")

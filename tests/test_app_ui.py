@@ -156,6 +156,7 @@ def test_language_switch_changes_labels(page):
     page.get_by_role("button", name="中文").click()
     page.get_by_text("政策杠杆").first.wait_for(timeout=20_000)
     assert page.get_by_text("规划目标完成情况").first.is_visible()
+    assert page.get_by_text("2035年工业总产值").first.is_visible()  # the big number's title
     assert page.get_by_text("Policy levers").count() == 0
     assert page.errors == []
 
@@ -196,3 +197,36 @@ def test_bad_url_value_shows_a_message_not_a_traceback(browser, server):
     tab.get_by_text("政策杠杆").first.wait_for(timeout=20_000)  # the valid part was applied
     assert errors == []
     context.close()
+
+
+@pytest.mark.slow
+def test_python_app_py_serves_the_app(browser, tmp_path, repo):
+    import subprocess
+    import sys
+
+    port = free_port()
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port), "--save-dir", str(tmp_path)],
+        cwd=repo,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and server.poll() is None:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        assert server.poll() is None, (tmp_path / "server.log").read_text()
+        context = browser.new_context()
+        tab = context.new_page()
+        tab.goto(f"http://127.0.0.1:{port}/", wait_until="load")
+        tab.wait_for_function(READY_JS, timeout=LOAD_TIMEOUT_MS)
+        assert re.fullmatch(r"\d{1,3}(,\d{3})+", big_number(tab))
+        context.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
