@@ -31,12 +31,12 @@ from .ir import (
     Phase,
     Reduce,
     Ref,
-    Select,
     TimeNode,
     UnOp,
     UnsupportedConstructError,
     VarInfo,
 )
+from .statefuls import StatefulLowering
 from .subscripts import Frame, Subscripts, key
 from .toposort import order_model
 
@@ -124,7 +124,7 @@ def _ir_cache_key(data: bytes) -> str:
 
     h = hashlib.sha256(data)
     here = Path(__file__).resolve().parent
-    for name in ("compiler.py", "ir.py", "subscripts.py", "toposort.py"):
+    for name in ("compiler.py", "ir.py", "statefuls.py", "subscripts.py", "toposort.py"):
         h.update((here / name).read_bytes())
     h.update(version("pysd").encode())
     h.update(sys.version.encode())
@@ -213,7 +213,7 @@ def _cls(obj) -> str:
     return type(obj).__name__
 
 
-class _Builder:
+class _Builder(StatefulLowering):
     def __init__(self, am) -> None:
         if len(am.sections) != 1 or am.sections[0].type != "main":
             names = [s.name for s in am.sections if s.type != "main"]
@@ -556,6 +556,14 @@ class _Builder:
         arg = self.lower(args[0], inner)
         if isinstance(arg, Ref):
             return Reduce(op, arg.var, arg.idx.reshape(frame.n, nr))
+        narrow = ir.first_block(arg, frame.n, nr) if frame.n > 1 else None
+        if narrow is not None:
+            # the argument does not depend on the outer point (e.g. a share's
+            # denominator SUM(w[c!] * s[c!]) inside an equation over c): build
+            # it once over the reduced range, not once per outer point
+            tmp = self._new_var("vec", nr)
+            self._assign(tmp, np.arange(nr), narrow)
+            return Reduce(op, tmp, np.tile(np.arange(nr, dtype=np.int64), (frame.n, 1)))
         tmp = self._new_var("vec", inner.n)
         self._assign(tmp, np.arange(inner.n), arg)
         return Reduce(op, tmp, np.arange(inner.n, dtype=np.int64).reshape(frame.n, nr))
@@ -567,160 +575,3 @@ class _Builder:
             self.lower(ast.argument, frame),
             self.ir.tables[tid][2],
         )
-
-    # ------------------------------------------------------------------ statefuls
-    def _initial_var(self, expr: ir.Node, n: int, tag: str = "initial") -> str:
-        name = self._new_var(tag, n, "initial")
-        self._assign(name, np.arange(n), expr)
-        return name
-
-    def _stock(self, tag: str, n: int, flow: ir.Node, init_var: str) -> str:
-        st = self._new_var(tag, n, "stock")
-        fl = self._new_var(tag + "-flow", n)
-        self._assign(fl, np.arange(n), flow)
-        self.ir.stocks.append((st, fl))
-        self.ir.stock_init[st] = init_var
-        return st
-
-    def _l_initialstructure(self, ast, frame):
-        return self._ident(self._initial_var(self.lower(ast.initial, frame), frame.n), frame.n)
-
-    def _order(self, order, what: str) -> int:
-        if _cls(order) == "ReferenceStructure" and key(order.reference) in self.by_key:
-            # a constant order is structural (number of stocks): freeze its default
-            cv = self.vars[self.by_key[key(order.reference)]]
-            comps = [c for el in self.section.elements if el.name == cv.name for c in el.components]
-            if cv.kind == "constant" and not cv.dims and len(comps) == 1:
-                order = comps[0].ast
-                self.ir.structural.add(cv.name)
-        if not isinstance(order, _NUMBER) or int(order) != order or int(order) < 1:
-            raise UnsupportedConstructError(
-                f"variable '{self.cur}': {what} with a non-literal or non-integer order"
-            )
-        return int(order)
-
-    def _smooth(self, ast, frame, order):
-        n = frame.n
-        inp = self.lower(ast.input, frame)
-        tau = self.lower(ast.smooth_time, frame)
-        init = self._initial_var(self.lower(ast.initial, frame), n)
-        prev = inp
-        stage = None
-        # stock k: d/dt = (target_k - s_k) * order / smooth_time
-        names = [self._new_var("smooth", n, "stock") for _ in range(order)]
-        for st in names:
-            fl = self._new_var("smooth-flow", n)
-            me = self._ident(st, n)
-            self._assign(
-                fl,
-                np.arange(n),
-                BinOp("/", BinOp("*", BinOp("-", prev, me), Num(float(order))), tau),
-            )
-            self.ir.stocks.append((st, fl))
-            self.ir.stock_init[st] = init
-            prev = stage = me
-        return stage
-
-    def _l_smoothstructure(self, ast, frame):
-        return self._smooth(ast, frame, self._order(ast.order, "SMOOTH"))
-
-    def _l_smoothnstructure(self, ast, frame):
-        return self._smooth(ast, frame, self._order(ast.order, "SMOOTH N"))
-
-    def _delay_order(self, order: int, tau: ir.Node, n: int) -> tuple[Ref, str]:
-        """Per-sample effective order (PySD lowers it while order*dt > min(delay))."""
-        t0 = self._initial_var(tau, n, "delaytime")
-        m = self._new_var("delayorder", 1, "initial")
-        self._assign(
-            m,
-            np.zeros(1),
-            Func(
-                "delay_order",
-                (
-                    Num(float(order)),
-                    Reduce("min", t0, np.arange(n, dtype=np.int64).reshape(1, n)),
-                    self._dt(),
-                ),
-            ),
-        )
-        return Ref(m, np.zeros(n, dtype=np.int64)), t0
-
-    def _l_delaystructure(self, ast, frame):
-        n = frame.n
-        order = self._order(ast.order, "DELAY")
-        inp = self.lower(ast.input, frame)
-        tau = self.lower(ast.delay_time, frame)
-        m, _ = self._delay_order(order, tau, n)
-        init = self._initial_var(BinOp("*", self.lower(ast.initial, frame), tau), n)
-        names = [self._new_var("delay", n, "stock") for _ in range(order)]
-        outs = [BinOp("/", self._ident(s, n), tau) for s in names]
-        for k, st in enumerate(names):
-            inflow = inp if k == 0 else outs[k - 1]
-            fl = self._new_var("delay-flow", n)
-            self._assign(fl, np.arange(n), BinOp("*", BinOp("-", inflow, outs[k]), m))
-            self.ir.stocks.append((st, fl))
-            self.ir.stock_init[st] = init
-        return outs[0] if order == 1 else Select(m, tuple(outs))
-
-    def _l_delaynstructure(self, ast, frame):
-        n = frame.n
-        order = self._order(ast.order, "DELAY N")
-        inp = self.lower(ast.input, frame)
-        tau = self.lower(ast.delay_time, frame)
-        m, t0 = self._delay_order(order, tau, n)
-        init = self._initial_var(BinOp("*", self.lower(ast.initial, frame), tau), n)
-        states = [self._new_var("delayn", n, "stock") for _ in range(order)]
-        times = [self._new_var("delayn-time", n, "discrete") for _ in range(order)]
-        nexts = []
-        for k, tm in enumerate(times):
-            nx = self._new_var("delayn-nexttime", n)
-            self._assign(nx, np.arange(n), tau if k == 0 else self._ident(times[k - 1], n))
-            self.ir.discrete.append((tm, nx))
-            self.ir.stock_init[tm] = t0
-            nexts.append(self._ident(nx, n))
-        outs = [BinOp("/", self._ident(s, n), nexts[k]) for k, s in enumerate(states)]
-        for k, st in enumerate(states):
-            inflow = inp if k == 0 else outs[k - 1]
-            fl = self._new_var("delayn-flow", n)
-            self._assign(fl, np.arange(n), BinOp("*", BinOp("-", inflow, outs[k]), m))
-            self.ir.stocks.append((st, fl))
-            self.ir.stock_init[st] = init
-        first = self._ident(times[0], n)
-        res = [BinOp("/", self._ident(s, n), first) for s in states]
-        return res[0] if order == 1 else Select(m, tuple(res))
-
-    def _l_trendstructure(self, ast, frame):
-        n = frame.n
-        inp = self.lower(ast.input, frame)
-        avg = self.lower(ast.average_time, frame)
-        init = self._initial_var(
-            BinOp(
-                "/",
-                inp,
-                BinOp("+", Num(1.0), BinOp("*", self.lower(ast.initial_trend, frame), avg)),
-            ),
-            n,
-        )
-        st = self._new_var("trend", n, "stock")
-        fl = self._new_var("trend-flow", n)
-        me = self._ident(st, n)
-        self._assign(fl, np.arange(n), BinOp("/", BinOp("-", inp, me), avg))
-        self.ir.stocks.append((st, fl))
-        self.ir.stock_init[st] = init
-        return Func("zidz", (BinOp("-", inp, me), BinOp("*", avg, Func("abs", (me,)))))
-
-    def _l_sampleiftruestructure(self, ast, frame):
-        n = frame.n
-        cond = self.lower(ast.condition, frame)
-        inp = self.lower(ast.input, frame)
-        init = self._initial_var(self.lower(ast.initial, frame), n)
-        st = self._new_var("sample", n, "discrete")
-        nx = self._new_var("sample-next", n)
-        out = IfElse(cond, inp, self._ident(st, n))
-        self._assign(nx, np.arange(n), out)
-        self.ir.discrete.append((st, nx))
-        self.ir.stock_init[st] = init
-        return out
-
-    def _l_integstructure(self, ast, frame):
-        raise UnsupportedConstructError(f"variable '{self.cur}': INTEG inside an expression")

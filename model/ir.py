@@ -35,6 +35,9 @@ __all__ = [
     "UnOp",
     "UnsupportedConstructError",
     "VarInfo",
+    "first_block",
+    "node_deps",
+    "walk",
 ]
 
 
@@ -321,3 +324,53 @@ def node_deps(node: Node, phase: str) -> set[str]:
             continue
         stack.extend(cur.children())
     return out
+
+
+def first_block(node: Node, n_outer: int, n_inner: int) -> Node | None:
+    """``node`` restricted to its first ``n_inner`` points, if every block is the same.
+
+    ``node`` is evaluated over ``n_outer * n_inner`` points (outer-major).  When
+    every per-point array (numbers, gather indices, lookup tables) repeats the
+    same values in each of the ``n_outer`` blocks, return a copy over one block;
+    otherwise ``None``.
+    """
+
+    def same(arr: np.ndarray) -> np.ndarray | None:
+        arr = np.asarray(arr)
+        blocks = arr.reshape(n_outer, n_inner, *arr.shape[1:])
+        return blocks[0].copy() if (blocks == blocks[0]).all() else None
+
+    def cut(x: Node) -> Node | None:
+        if isinstance(x, Num):
+            if np.ndim(x.value) == 0:
+                return Num(x.value)
+            v = same(x.value)
+            return None if v is None else Num(v)
+        if isinstance(x, (Ref, Reduce)):
+            idx = same(x.idx)
+            if idx is None:
+                return None
+            return Ref(x.var, idx) if isinstance(x, Ref) else Reduce(x.op, x.var, idx)
+        if isinstance(x, TimeNode):
+            return TimeNode()
+        if isinstance(x, LookupCall):
+            table, arg = same(x.table), cut(x.arg)
+            return None if table is None or arg is None else LookupCall(table, arg, x.mode)
+        kids = [cut(c) for c in x.children()]
+        if any(k is None for k in kids):
+            return None
+        if isinstance(x, BinOp):
+            return BinOp(x.op, *kids)
+        if isinstance(x, UnOp):
+            return UnOp(x.op, kids[0])
+        if isinstance(x, Func):
+            return Func(x.name, tuple(kids))
+        if isinstance(x, IfElse):
+            return IfElse(*kids)
+        if isinstance(x, Phase):
+            return Phase(*kids)
+        if isinstance(x, Select):
+            return Select(kids[0], tuple(kids[1:]))
+        return None  # an unknown node: keep the full loop space
+
+    return cut(node)

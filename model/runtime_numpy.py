@@ -27,6 +27,7 @@ from .ir import (
     TimeNode,
     UnOp,
 )
+from .vpow import pow_numpy
 
 __all__ = ["NumpyRuntime", "lookup_numpy"]
 
@@ -295,7 +296,7 @@ _BINOPS = {
     "-": np.subtract,
     "*": np.multiply,
     "/": np.divide,
-    "^": np.power,
+    "^": pow_numpy,
     "=": lambda a, b: np.equal(a, b) * 1.0,
     "<>": lambda a, b: np.not_equal(a, b) * 1.0,
     "<": lambda a, b: np.less(a, b) * 1.0,

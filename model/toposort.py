@@ -6,7 +6,7 @@ from graphlib import CycleError, TopologicalSorter
 
 from .ir import ModelIR, Phase, TimeNode, UnsupportedConstructError, walk
 
-__all__ = ["hoist_static", "order_model"]
+__all__ = ["hoist_static", "isolate_powers", "order_model"]
 
 _STATE_KINDS = ("stock", "discrete")
 
@@ -28,6 +28,8 @@ def order_model(model: ModelIR, hoist: bool = True) -> None:
     if hoist:
         hoist_static(model)
         _order(model)
+        if isolate_powers(model):
+            _order(model)
 
 
 def _order(model: ModelIR) -> None:
@@ -160,3 +162,58 @@ def hoist_static(model: ModelIR) -> None:
         for a in assigns:
             a.deps_run = frozenset(node_deps(a.expr, "run"))
             a.deps_init = frozenset(node_deps(a.expr, "init"))
+
+
+def isolate_powers(model: ModelIR) -> int:
+    """Give every ``^`` of a dynamic equation an equation of its own.
+
+    ``a ^ b`` inside a dynamic equation becomes ``~pow~N = A ^ B`` with its
+    base and exponent in internal variables (unless they are already plain
+    references or numbers), so that the numba runtime can compute the power
+    in a vectorised loop and recompute only the rare lanes outside the fast
+    path (see :mod:`model.vpow`).  Values are unchanged: the same operations
+    run in the same order.  Powers inside ``Phase`` nodes (initial-only
+    arguments) are left alone.  Modifies ``model`` in place (call
+    :func:`_order` again afterwards); returns the number of powers isolated.
+    """
+    import numpy as np
+
+    from .ir import Assign, BinOp, LookupCall, Num, Ref, VarInfo, node_deps
+
+    count = 0
+
+    def new_var(tag: str, expr, n: int) -> Ref:
+        nonlocal count
+        count += 1
+        name = f"~{tag}~{count}"
+        model.variables[name] = VarInfo(name=name, py_name=name, kind="internal", size=n)
+        target = np.arange(n, dtype=np.int64)
+        model.assigns[name] = [
+            Assign(name, target, expr, node_deps(expr, "run"), node_deps(expr, "init"))
+        ]
+        return Ref(name, target.copy())
+
+    def operand(node, n: int):
+        return node if isinstance(node, (Ref, Num)) else new_var("powarg", node, n)
+
+    def rewrite(node, n: int, top: bool):
+        if isinstance(node, (Num, Ref, TimeNode, Phase)):
+            return node
+        for attr in ("left", "right", "arg", "cond", "a", "b", "which"):
+            if hasattr(node, attr) and not (isinstance(node, LookupCall) and attr != "arg"):
+                setattr(node, attr, rewrite(getattr(node, attr), n, False))
+        if hasattr(node, "args"):
+            node.args = tuple(rewrite(c, n, False) for c in node.args)
+        if hasattr(node, "options"):
+            node.options = tuple(rewrite(c, n, False) for c in node.options)
+        if isinstance(node, BinOp) and node.op == "^":
+            node = BinOp("^", operand(node.left, n), operand(node.right, n))
+            return node if top else new_var("pow", node, n)
+        return node
+
+    for name in list(model.run_order):
+        for a in model.assigns.get(name, []):
+            a.expr = rewrite(a.expr, len(a.target), True)
+            a.deps_run = frozenset(node_deps(a.expr, "run"))
+            a.deps_init = frozenset(node_deps(a.expr, "init"))
+    return count

@@ -1,0 +1,153 @@
+"""A power function that vectorises: ``a ** b`` as ``exp(b * log(a))`` in plain arithmetic.
+
+LLVM cannot vectorise a loop that calls libm's ``pow`` (numba's pip builds
+have no vector math library), so every lane of every sample loop holding a
+``^`` made one scalar call, and those calls were about 40% of the batch
+engine's time.  Here ``log`` and ``exp`` are written with bit operations,
+one select and polynomials only, so the loop stays vectorised.
+
+Two implementations of one algorithm, operation for operation:
+
+- :data:`NUMBA_SOURCE`: scalar code pasted into the generated numba kernel:
+  ``_powf`` returns NaN outside the ordinary case (below) and has no call in
+  it, so a loop of it vectorises; the kernel then recomputes the NaN lanes
+  with ``**`` in a second loop.  ``_pow`` does both for one value;
+- :func:`pow_numpy`: the same operations on numpy arrays, for the reference
+  runtime, so the two runtimes stay bit-identical (tested).
+
+Both handle the "ordinary" case: a positive, normal, finite base and a
+finite product ``b * log(a)`` with ``|b * log(a)| < 708``.  Anything else
+(zero or negative base, infinities, NaN, overflow, underflow) is recomputed
+with the library ``pow`` (``**`` / ``np.power``), so special values follow
+IEEE/numpy exactly.  In the ordinary case the relative error is below
+``|b * log(a)| * 2**-52 + 4 * 2**-53`` (tested against ``np.power``);
+the engine's differential test against PySD still holds at 1e-9.
+
+Algorithm: ``a = 2**e * m`` with ``m`` in ``[sqrt(1/2), sqrt(2))``;
+``log(m) = 2 atanh(f)``, ``f = (m - 1) / (m + 1)``, by its series to
+``f**21`` (``|f| < 0.1716``); ``log(a) = e * ln2_hi + (log(m) + e * ln2_lo)``.
+``exp(y) = 2**k * exp(r)``, ``k = round(y / ln 2)`` (by the 1.5 * 2**52
+trick), ``r = y - k ln2_hi - k ln2_lo``, ``exp(r)`` by Taylor to ``r**13``
+(``|r| <= 0.347``), ``2**k`` built from its bits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["NUMBA_SOURCE", "pow_numpy"]
+
+_SQRT2 = 1.4142135623730951
+_LN2_HI = 6.93147180369123816490e-01  # fdlibm: 32 trailing zero bits, k * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.4426950408889634
+_ROUND = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer
+_TWO52 = 4503599627370496.0
+_EXP_BIAS_BITS = 0x4330000000000000  # bits of 2**52
+_MANT = 0x000FFFFFFFFFFFFF
+_ONE_BITS = 0x3FF0000000000000
+_LIMIT = 708.0
+# 1/(2j+1) for j = 10..1 (atanh series) and 1/j! for j = 13..2 (exp series), Horner order
+_LOG_C = tuple(1.0 / (2 * j + 1) for j in range(10, 0, -1))
+_EXP_C = tuple(1.0 / float(np.prod(np.arange(1, j + 1))) for j in range(13, 1, -1))
+
+
+def _horner_src(var: str, coefs: tuple) -> str:
+    out = repr(coefs[0])
+    for c in coefs[1:]:
+        out = f"({out} * {var} + {c!r})"
+    return out
+
+
+NUMBA_SOURCE = f"""
+@intrinsic
+def _f2i(typingctx, x):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _i2f(typingctx, x):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+    return types.float64(types.int64), codegen
+
+
+@njit(**_J)
+def _powf(a, b):
+    bits = _f2i(a)
+    ebits = (bits >> 52) | {_EXP_BIAS_BITS}
+    e = _i2f(ebits) - {_TWO52 + 1023.0!r}
+    m = _i2f((bits & {_MANT}) | {_ONE_BITS})
+    big = m > {_SQRT2!r}
+    m = m * 0.5 if big else m
+    e = e + 1.0 if big else e
+    f = (m - 1.0) / (m + 1.0)
+    s = f * f
+    p = {_horner_src("s", _LOG_C)}
+    lg = e * {_LN2_HI!r} + (2.0 * f + 2.0 * f * (s * p) + e * {_LN2_LO!r})
+    y = b * lg
+    t = y * {_INV_LN2!r} + {_ROUND!r}
+    kf = t - {_ROUND!r}
+    r = (y - kf * {_LN2_HI!r}) - kf * {_LN2_LO!r}
+    q = {_horner_src("r", _EXP_C)}
+    er = 1.0 + r * (1.0 + r * q)
+    k = _f2i(t) - {int(np.float64(_ROUND).view(np.int64))}
+    scale = _i2f((k + 1023) << 52)
+    ok = a >= 2.2250738585072014e-308 and a < _INF and abs(y) < {_LIMIT!r}
+    return er * scale if ok else _NAN
+
+
+@njit(**_J)
+def _pow(a, b):
+    v = _powf(a, b)
+    return v if v == v else a ** b
+"""
+
+
+def pow_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a ** b`` elementwise by the operations of :data:`NUMBA_SOURCE`.
+
+    Parameters
+    ----------
+    a, b : array_like of float
+        Base and exponent (broadcast together).
+
+    Returns
+    -------
+    numpy.ndarray
+        Bit-identical to the numba kernel's ``_pow``; equal to ``np.power``
+        within the error bound in the module docstring, and exactly
+        ``np.power`` outside the ordinary case.
+    """
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    a = np.ascontiguousarray(a)
+    bits = a.view(np.int64)
+    ebits = (bits >> 52) | _EXP_BIAS_BITS
+    e = ebits.view(np.float64) - (_TWO52 + 1023.0)
+    m = ((bits & _MANT) | _ONE_BITS).view(np.float64)
+    big = m > _SQRT2
+    m = np.where(big, m * 0.5, m)
+    e = np.where(big, e + 1.0, e)
+    f = (m - 1.0) / (m + 1.0)
+    s = f * f
+    p = np.full_like(s, _LOG_C[0])
+    for c in _LOG_C[1:]:
+        p = p * s + c
+    lg = e * _LN2_HI + (2.0 * f + 2.0 * f * (s * p) + e * _LN2_LO)
+    y = b * lg
+    t = np.ascontiguousarray(y * _INV_LN2 + _ROUND)
+    kf = t - _ROUND
+    r = (y - kf * _LN2_HI) - kf * _LN2_LO
+    q = np.full_like(r, _EXP_C[0])
+    for c in _EXP_C[1:]:
+        q = q * r + c
+    er = 1.0 + r * (1.0 + r * q)
+    k = t.view(np.int64) - np.float64(_ROUND).view(np.int64)
+    scale = np.ascontiguousarray((k + 1023) << 52).view(np.float64)
+    ok = (a >= 2.2250738585072014e-308) & (a < np.inf) & (np.abs(y) < _LIMIT)
+    out = er * scale
+    if not ok.all():
+        out = np.where(ok, out, np.power(a, b))
+    return out
