@@ -409,8 +409,17 @@ class CompiledModel:
         saveper: float | None = None,
         chunk_size: int | None = None,
         threads: int | None = None,
+        row_major: bool = False,
     ):
         """Run and return raw records (used by :meth:`run` and :meth:`run_one`).
+
+        Parameters
+        ----------
+        row_major : bool
+            Lay the records out as ``(n_rows, n_samples, n_saved)``: each recorded
+            row is then one contiguous ``(samples, times)`` block (what :meth:`run`
+            wants; per-variable arithmetic on the default layout strides over
+            every recorded row and was ~20x slower for 100,000 samples).
 
         Returns
         -------
@@ -419,8 +428,9 @@ class CompiledModel:
         times : ndarray
             Saved times (rounded as PySD reports them).
         data : ndarray
-            ``(n_samples, n_saved, n_rows)`` records, variables' rows concatenated
-            in the order of ``names``.
+            ``(n_samples, n_saved, n_rows)`` records (``row_major``: ``(n_rows,
+            n_samples, n_saved)``), variables' rows concatenated in the order of
+            ``names``.
         """
         values, n = self._parse_params(params)
         ctl = self._control_values(values, n)
@@ -431,7 +441,8 @@ class CompiledModel:
         runtime = self._runtime()
         if hasattr(runtime, "prepare"):
             runtime.prepare()  # compile/load once, before any worker thread starts
-        data = np.empty((n, int(save.sum()), len(keep_rows)))
+        n_saved = int(save.sum())
+        data = np.empty((len(keep_rows), n, n_saved) if row_major else (n, n_saved, len(keep_rows)))
         if threads is None:
             threads = min(os.cpu_count() or 1, 2)
         if chunk_size is None:
@@ -443,7 +454,10 @@ class CompiledModel:
             X = np.empty((self.ir.n_rows, hi - lo))
             self._fill_constants(X, values, lo, hi)
             rec = runtime.run(X, times, save, keep_rows, ctl["time_step"])
-            data[lo:hi] = rec.transpose(2, 0, 1)
+            if row_major:
+                data[:, lo:hi] = rec.transpose(1, 2, 0)
+            else:
+                data[lo:hi] = rec.transpose(2, 0, 1)
 
         threads = min(threads, len(bounds))
         if threads > 1 and len(bounds) > 1:
@@ -493,22 +507,28 @@ class CompiledModel:
         KeyError
             Unknown or non-constant parameter name.
         """
-        names, times, data = self.simulate(params, keep, saveper, chunk_size, threads)
-        n = data.shape[0]
+        names, times, data = self.simulate(
+            params, keep, saveper, chunk_size, threads, row_major=True
+        )
+        n = data.shape[1]
         out, col = {}, 0
+        coords: dict = {"sample": np.arange(n), "time": times}
         for name in names:
             m = self.variables[name]
-            size = int(np.prod([len(c) for c in m.coords])) if m.dims else 1
-            arr = data[:, :, col : col + size].reshape((n, len(times), *[len(c) for c in m.coords]))
+            shape = [len(c) for c in m.coords]
+            size = int(np.prod(shape)) if m.dims else 1
+            # (elements, sample, time) -> (sample, time, *dims); one element: contiguous
+            block = data[col : col + size].reshape((*shape, n, len(times)))
+            arr = np.moveaxis(block, (-2, -1), (0, 1))
             col += size
-            coords = {d: list(c) for d, c in zip(m.dims, m.coords, strict=True)}
-            out[name] = xr.DataArray(
-                arr,
-                dims=("sample", "time", *m.dims),
-                coords=coords,
-                attrs={"units": m.units, "py_name": m.py_name},
-            )
-        return xr.Dataset(out, coords={"sample": np.arange(n), "time": times})
+            for dim, elements in zip(m.dims, m.coords, strict=True):
+                if coords.setdefault(dim, list(elements)) != list(elements):
+                    raise ValueError(f"dimension {dim!r} has two sets of elements")
+            attrs = {"units": m.units, "py_name": m.py_name}
+            out[name] = (("sample", "time", *m.dims), arr, attrs)
+        # (dims, values, attrs) tuples with the coordinates given once: no alignment
+        # pass over every variable (0.4 s per 100,000 samples with DataArrays)
+        return xr.Dataset(out, coords=coords)
 
     def run_one(self, params=None, keep=None, saveper: float | None = None) -> pd.DataFrame:
         """Run one sample and return a PySD-style DataFrame.

@@ -160,22 +160,24 @@ class UncertainParameter:
         """
         s = self.settings
         unit = np.asarray(unit, dtype=float)
+        # scipy's distributions called unfrozen: the same computation, without the
+        # ~0.7 ms of building a frozen distribution per call (per chunk and parameter)
         if self.distribution == "uniform":
-            return stats.uniform(loc=s["low"], scale=s["high"] - s["low"]).ppf(unit)
+            return stats.uniform.ppf(unit, loc=s["low"], scale=s["high"] - s["low"])
         if self.distribution == "triangular":
             width = s["high"] - s["low"]
             shape = (s["mode"] - s["low"]) / width
-            return stats.triang(shape, loc=s["low"], scale=width).ppf(unit)
+            return stats.triang.ppf(unit, shape, loc=s["low"], scale=width)
         if self.distribution == "normal":
-            law = stats.norm(loc=s["mean"], scale=s["sd"])
+            law, args = stats.norm, {"loc": s["mean"], "scale": s["sd"]}
         elif self.distribution == "lognormal":
-            law = stats.lognorm(s["sigma"], scale=s["median"])
+            law, args = stats.lognorm, {"s": s["sigma"], "scale": s["median"]}
         else:
             raise ValueError(f"{self.name!r}: a 'posterior' parameter is drawn by row, not by ppf")
         low, high = s.get("low"), s.get("high")
-        lower = law.cdf(low) if low is not None else UNBOUNDED_EPSILON
-        upper = law.cdf(high) if high is not None else 1.0 - UNBOUNDED_EPSILON
-        values = law.ppf(lower + unit * (upper - lower))
+        lower = law.cdf(low, **args) if low is not None else UNBOUNDED_EPSILON
+        upper = law.cdf(high, **args) if high is not None else 1.0 - UNBOUNDED_EPSILON
+        values = law.ppf(lower + unit * (upper - lower), **args)
         return np.clip(values, -np.inf if low is None else low, np.inf if high is None else high)
 
     def describe(self) -> str:
