@@ -68,7 +68,7 @@ class App(Viewer):
         self.scorecard = ScorecardView(state=state)
         self.sidebar_cards = {
             "levers": pn.pane.Markdown("", margin=(10, 10, 0, 10)),
-            "files": pn.Card(self.scenario_panel.file_section(), collapsed=True),
+            "files": pn.Card(collapsed=True),  # filled when first opened (lighter page load)
             "compare": pn.Card(self.scenario_panel.compare_section(), collapsed=False),
         }
         self.section = pn.widgets.RadioButtonGroup(
@@ -81,6 +81,7 @@ class App(Viewer):
         self.views: dict = {}  # section key -> its Viewer, built on first show
         self.sections: dict = {"results": self._results_section()}
         self.body = pn.Column(self.sections["results"], sizing_mode="stretch_width")
+        self.sidebar_cards["files"].param.watch(self._open_files, "collapsed")
         self.section.param.watch(self._show_section, "value")
         state.param.watch(self._show_message, ["message"])
         state.settings.param.watch(self._relabel, ["language"])
@@ -118,6 +119,11 @@ class App(Viewer):
 
     def _show_section(self, event) -> None:
         self.show_section(event.new)
+
+    def _open_files(self, event) -> None:
+        card = self.sidebar_cards["files"]
+        if not event.new and not card.objects:
+            card.objects = [self.scenario_panel.file_section()]
 
     # ------------------------------------------------------------------ wiring
     @staticmethod

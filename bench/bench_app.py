@@ -11,7 +11,11 @@ through Playwright and reports:
 - concurrency: ``--sessions`` sessions moving sliders at once: errors, median/p95 latency,
   and whether every session shows exactly its own settings' run;
 - a reference measured in the same run: the in-process time of one engine run of the same
-  scenario (``scenarios.run.run_scenario``), and the latency as a multiple of it.
+  scenario (``scenarios.run.run_scenario``), and the latency as a multiple of it;
+- the server's share of a move (medians, wall time in the server thread): ``engine_run``
+  (``AppState.run``: model run and headline table), ``rerun_and_views`` (the run plus the
+  charts' and numbers' updates), ``slider_callback`` (all of that plus sending the changes
+  to the browser) and ``scorecard`` (the deferred scoring and its table).
 
 Bars (issue 7): median < 150 ms and p95 < 300 ms per move; page load < 3 s; 10 sessions:
 no errors, median < 500 ms, no session sees another's settings.
@@ -91,6 +95,43 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+def instrument_server() -> dict[str, list[float]]:
+    """Time the server's steps of a move (wall ms per call), by wrapping their methods.
+
+    Call before the first session is built (the sessions' watchers bind the wrappers).
+    """
+    from scenarios.app_controls import LeverPanel
+    from scenarios.app_state import AppState
+
+    phases: dict[str, list[float]] = {}
+    steps = (
+        (AppState, "run", "engine_run"),
+        (AppState, "recompute", "rerun_and_views"),
+        (LeverPanel, "_slider_moved", "slider_callback"),
+        (AppState, "_score", "scorecard"),
+    )
+    for cls, method, phase in steps:
+        original, times = getattr(cls, method), phases.setdefault(phase, [])
+
+        def timed(*args, _original=original, _times=times, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                _times.append(1000 * (time.perf_counter() - start))
+
+        setattr(cls, method, timed)
+    return phases
+
+
+def phase_medians(phases: dict[str, list[float]]) -> dict[str, float]:
+    """Median of each phase's times (ms), then empty the lists for the next measurement."""
+    medians = {name: statistics.median(times) for name, times in phases.items() if times}
+    for times in phases.values():
+        times.clear()
+    return medians
+
+
 def expected_output(value: float) -> float:
     """2035 gross output of the baseline with the benchmark slider at ``value`` (in-process)."""
     from app import App
@@ -141,10 +182,14 @@ async def move(page, value: float, timeout_ms: float = 20_000):
     return await page.evaluate(MOVE_JS, [SLIDER, value, timeout_ms])
 
 
-def move_values(rng: np.random.Generator, n: int, low: float = SLIDER_RANGE[0],
-                high: float = SLIDER_RANGE[1]):  # fmt: skip
-    """``n`` slider values, each different from the one before."""
-    values, last = [], None
+def move_values(rng: np.random.Generator, n: int, last: float | None = None,
+                low: float = SLIDER_RANGE[0], high: float = SLIDER_RANGE[1]):  # fmt: skip
+    """``n`` slider values, each different from the one before (the first from ``last``).
+
+    A "move" to the value the slider already has changes nothing, so it would wait for
+    the timeout and count as one.
+    """
+    values = []
     while len(values) < n:
         value = round(float(rng.uniform(low, high)), 1)
         if value != last:
@@ -153,7 +198,9 @@ def move_values(rng: np.random.Generator, n: int, low: float = SLIDER_RANGE[0],
     return values
 
 
-async def measure(url: str, moves: int, sessions: int, loads: int, seed: int) -> dict:
+async def measure(
+    url: str, moves: int, sessions: int, loads: int, seed: int, phases: dict[str, list[float]]
+) -> dict:
     from playwright.async_api import async_playwright
 
     rng = np.random.default_rng(seed)
@@ -178,7 +225,9 @@ async def measure(url: str, moves: int, sessions: int, loads: int, seed: int) ->
         # one session, many moves
         context, page, _, errors = await open_session(browser, url)
         latencies, arrivals, timeouts = [], [], 0
-        for value in move_values(rng, moves):
+        start_value = (await page.evaluate(STATE_JS, [SLIDER]))["value"]
+        phase_medians(phases)
+        for value in move_values(rng, moves, start_value):
             result = await move(page, value)
             if result is None:
                 timeouts += 1
@@ -192,12 +241,12 @@ async def measure(url: str, moves: int, sessions: int, loads: int, seed: int) ->
             "data_median_ms": statistics.median(arrivals) if arrivals else float("nan"),
             "timeouts": timeouts,
             "console_errors": list(errors),
+            "server_ms": phase_medians(phases),
         }
         await context.close()
         # many sessions at once, each with its own settings
         # sessions open one after another (the server builds them in turn), then move together
         opened = [await open_session(browser, url) for _ in range(sessions)]
-        per_session = [move_values(rng, max(moves // 3, 5)) for _ in range(sessions)]
 
         async def drive(page, values, pace_s, offset_s):
             out = []
@@ -210,7 +259,8 @@ async def measure(url: str, moves: int, sessions: int, loads: int, seed: int) ->
 
         pages = [page for _, page, _, _ in opened]
         # paced: every session moves about once a second (people pausing between moves)
-        paced_values = [move_values(rng, 8) for _ in range(sessions)]
+        paced_values = [move_values(rng, 8, start_value) for _ in range(sessions)]
+        per_session = [move_values(rng, max(moves // 3, 5), v[-1]) for v in paced_values]
         paced = await asyncio.gather(
             *[
                 drive(page, values, 1.0, index / sessions)
@@ -225,6 +275,7 @@ async def measure(url: str, moves: int, sessions: int, loads: int, seed: int) ->
             "timeouts": sum(r is None for session in paced for r in session),
         }
         # flat out: every session moves again as soon as its last move is drawn
+        phase_medians(phases)
         results = await asyncio.gather(
             *[
                 drive(page, values, 0.0, 0.0)
@@ -242,6 +293,7 @@ async def measure(url: str, moves: int, sessions: int, loads: int, seed: int) ->
             "data_median_ms": statistics.median(arrived) if arrived else float("nan"),
             "timeouts": sum(r is None for session in results for r in session),
             "console_errors": [e for _, _, _, errors in opened for e in errors],
+            "server_ms": phase_medians(phases),
             "final_values": [f["value"] for f in finals],
             "expected_values": [v[-1] for v in per_session],
             "final_outputs": [f["last"] for f in finals],
@@ -291,13 +343,22 @@ def main(argv: list[str] | None = None) -> int:
 
     warm_up()
     reference = reference_run_ms()
+    phases = instrument_server()
+    load_start = os.getloadavg()
     port = free_port()
     server = pn.serve(
         create_app, address="127.0.0.1", port=port, threaded=True, show=False, title="bench"
     )
     try:
         report = asyncio.run(
-            measure(f"http://127.0.0.1:{port}/", args.moves, args.sessions, args.loads, args.seed)
+            measure(
+                f"http://127.0.0.1:{port}/",
+                args.moves,
+                args.sessions,
+                args.loads,
+                args.seed,
+                phases,
+            )
         )
     finally:
         server.stop()
@@ -307,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     report["isolated"] = check_isolation(report)
     report["load_average"] = os.getloadavg()
+    report["load_average_start"] = load_start
     single, concurrent, load = report["single"], report["concurrent"], report["load"]
     lines = [
         f"reference engine run (in-process)  {reference:8.1f} ms",
@@ -314,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         f"slider move, p95                   {single['p95_ms']:8.1f} ms   (bar < 300)",
         f"  of which until data in browser   {single['data_median_ms']:8.1f} ms",
         f"  median / engine run              {report['reference']['median_move_over_run']:8.1f} x",
+        "  server, median ms per move       "
+        + ", ".join(f"{k} {v:.1f}" for k, v in single["server_ms"].items()),
         f"page load, first session           {load['first_s']:8.2f} s",
         f"page load, median                  {load['median_s']:8.2f} s    (bar < 3)",
         f"{concurrent['sessions']} sessions flat out, median      "
@@ -321,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{concurrent['sessions']} sessions flat out, p95         {concurrent['p95_ms']:8.1f} ms",
         f"{concurrent['sessions']} sessions flat out, data in     "
         f"{concurrent['data_median_ms']:8.1f} ms",
+        "  server, median ms per move       "
+        + ", ".join(f"{k} {v:.1f}" for k, v in concurrent["server_ms"].items()),
         f"{concurrent['sessions']} sessions 1 move/s, median      "
         f"{report['paced']['median_ms']:8.1f} ms",
         f"{concurrent['sessions']} sessions 1 move/s, p95         "
@@ -330,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(load['console_errors']) + len(single['console_errors'])}"
         f" + {len(concurrent['console_errors'])}",
         f"every session sees its own run     {report['isolated']}",
-        f"load average (1, 5, 15 min)        {report['load_average']}",
+        f"load average (1 min), start / end  {load_start[0]:.2f} / {report['load_average'][0]:.2f}",
     ]
     print("\n".join(lines))
     if args.json is not None:

@@ -18,15 +18,21 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.core.properties import field
 from bokeh.models import (
     ColumnDataSource,
     FixedTicker,
     HoverTool,
     LabelSet,
+    Line,
     LinearAxis,
     NumeralTickFormatter,
     Range1d,
+    Rect,
+    Scatter,
     Span,
+    Stack,
+    VArea,
 )
 from bokeh.plotting import figure
 from panel.viewable import Viewer
@@ -45,6 +51,9 @@ CLUSTER_COLOURS: tuple[str, ...] = (
 )  # fmt: skip
 BINDING_COLOURS: tuple[str, ...] = ("#4c78a8", "#f58518", "#e45756")
 MARK_YEARS: tuple[int, ...] = (2025, 2035)
+OVERLAY_STYLES: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {"pinned": (PINNED_COLOUR, "dashed"), "compare": (COMPARE_COLOUR, "dotted")}
+)
 LINE_COLUMNS: tuple[str, ...] = (
     "gross_output", "value_added", "value_added_real", "industrial_land", "land_control_line",
     "energy_use", "energy_quota", "rd_intensity", "effective_patents",
@@ -208,6 +217,8 @@ class ResultCharts(Viewer):
             "compare": ColumnDataSource(empty_data(), name="compared-run"),
         }
         self.keys: dict[str, list[Key]] = {name: [] for name in FIGURE_COLUMNS}
+        self._overlay_columns: list[tuple[str, str]] = []  # (figure, column) of overlay lines
+        self._overlaid: set[str] = set()  # overlay groups drawn so far
         self.spans: dict[str, Span] = {}
         self.figures = {
             "gross_output": self._gross_output_figure(),
@@ -237,31 +248,38 @@ class ResultCharts(Viewer):
 
     # ------------------------------------------------------------------ building
     def _line(self, fig: figure, name: str, column: str, colour: str, style: str, label, **kw):
-        """A line of the current run, with its legend key."""
-        renderer = fig.line(
-            "year",
-            column,
-            source=self.figure_sources[name],
-            color=colour,
-            line_width=kw.pop("line_width", 3 if style == "solid" else 2),
-            line_dash=style,
-            **kw,
-        )
+        """A line of the current run, with its legend key.
+
+        Glyphs are added with ``add_glyph`` rather than ``figure.line``: the latter also
+        creates a non-selection and a muted copy of every glyph, models that each session
+        would build, serialise and send although nothing here selects or mutes.
+        """
+        width = kw.pop("line_width", 3 if style == "solid" else 2)
+        glyph = Line(x="year", y=column, line_color=colour, line_width=width, line_dash=style)
         self.keys[name].append(Key(colour, style, label))
-        return renderer
+        return fig.add_glyph(self.figure_sources[name], glyph, **kw)
 
     def _overlays(self, fig: figure, name: str, column: str) -> None:
-        """Dashed pinned and dotted compared lines of ``column``."""
-        for group, colour, style in (
-            ("pinned", PINNED_COLOUR, "dashed"),
-            ("compare", COMPARE_COLOUR, "dotted"),
-        ):
-            fig.line("year", column, source=self.sources[group], color=colour, line_width=2,
-                     line_dash=style)  # fmt: skip
+        """Dashed pinned and dotted compared lines of ``column`` (drawn from the first pin)."""
+        self._overlay_columns.append((name, column))
         self.keys[name].append(Key(PINNED_COLOUR, "dashed", partial(tr, "pinned"), "pinned"))
         self.keys[name].append(
             Key(COMPARE_COLOUR, "dotted", lambda lang: self.state.compare_name, "compare")
         )
+
+    def _add_overlays(self, group: str) -> None:
+        """Add the pinned or compared lines to every figure, the first time they are shown.
+
+        Until then the session's page has neither these renderers nor their source, which
+        keeps the page (and every session's set-up) lighter.
+        """
+        if group in self._overlaid:
+            return
+        self._overlaid.add(group)
+        colour, style = OVERLAY_STYLES[group]
+        for name, column in self._overlay_columns:
+            glyph = Line(x="year", y=column, line_color=colour, line_width=2, line_dash=style)
+            self.figures[name].add_glyph(self.sources[group], glyph)
 
     def _gross_output_figure(self) -> figure:
         fig = make_figure()
@@ -269,7 +287,8 @@ class ResultCharts(Viewer):
                           partial(tr, "current"))  # fmt: skip
         self._overlays(fig, "gross_output", "gross_output")
         self.marks = ColumnDataSource({"x": [], "y": [], "text": []})
-        fig.scatter("x", "y", source=self.marks, size=9, color=CURRENT_COLOUR)
+        glyph = Scatter(x="x", y="y", size=9, fill_color=CURRENT_COLOUR, line_color=CURRENT_COLOUR)
+        fig.add_glyph(self.marks, glyph)
         fig.add_layout(
             LabelSet(
                 x="x",
@@ -323,27 +342,20 @@ class ResultCharts(Viewer):
 
     def _clusters_figure(self) -> figure:
         fig = make_figure()
-        fig.varea_stack(
-            stackers=list(CLUSTER_COLUMNS),
-            x="year",
-            color=list(CLUSTER_COLOURS),
-            source=self.figure_sources["clusters"],
-        )
+        # the areas' bottoms and tops: 14 stacked sums shared by neighbouring areas
+        stacks = [Stack(fields=list(CLUSTER_COLUMNS[:i])) for i in range(len(CLUSTERS) + 1)]
+        for i, colour in enumerate(CLUSTER_COLOURS):
+            glyph = VArea(x="year", y1=stacks[i], y2=stacks[i + 1], fill_color=colour)
+            fig.add_glyph(self.figure_sources["clusters"], glyph)
         for cluster, colour in zip(CLUSTERS, CLUSTER_COLOURS, strict=True):
             self.keys["clusters"].append(Key(colour, "area", partial(cluster_label, cluster)))
         return fig
 
     def _binding_figure(self) -> figure:
         fig = make_figure(y_range=(-0.6, len(BINDING_LABELS) - 0.4))
-        fig.rect(
-            "year",
-            "binding_code",
-            width=0.85,
-            height=0.7,
-            source=self.figure_sources["binding"],
-            fill_color="binding_colour",
-            line_color=None,
-        )
+        glyph = Rect(x="year", y="binding_code", width=0.85, height=0.7,
+                     fill_color=field("binding_colour"), line_color=None)  # fmt: skip
+        fig.add_glyph(self.figure_sources["binding"], glyph)
         fig.yaxis.ticker = FixedTicker(ticks=list(range(len(BINDING_LABELS))))
         fig.yaxis.formatter = NumeralTickFormatter(format="0")
         fig.height = 160
@@ -396,10 +408,11 @@ class ResultCharts(Viewer):
                 self.spans["doubling"].location = 2 * base
                 labels = self._span_labels.source
                 labels.data = {**labels.data, "y": [base, 2 * base]}
-            if "pinned" in names:
-                self.sources["pinned"].data = chart_data(self.state.pinned)
-            if "compare" in names:
-                self.sources["compare"].data = chart_data(self.state.compare)
+            for group in ("pinned", "compare"):
+                run = getattr(self.state, group)
+                if group in names and (run is not None or group in self._overlaid):
+                    self._add_overlays(group)
+                    self.sources[group].data = chart_data(run)
             if names & {"pinned", "compare"}:
                 self._relabel()
             self._rescale()

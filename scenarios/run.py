@@ -172,19 +172,17 @@ def headline_dataset(raw: xr.Dataset) -> xr.Dataset:
         data = raw[name]
         if element:
             data = data.sel(cluster=element.rstrip("]"), drop=True)
+        values = data.transpose("sample", "time").to_numpy()
         if column.name == "binding_constraint":
-            data = data.round().astype(np.int8)
-            data.attrs = {"labels": list(BINDING_LABELS)}
+            values = values.round().astype(np.int8)
+            attrs = {"labels": list(BINDING_LABELS)}
         else:
-            data = data * column.scale
-            data.attrs = {
-                "units": column.unit,
-                "label_en": column.label_en,
-                "label_zh": column.label_zh,
-            }
-        variables[column.name] = data
-    dataset = xr.Dataset(variables).rename(time="year")
-    return dataset.assign_coords(year=np.round(dataset["year"].to_numpy()).astype(int))
+            values = values * column.scale if column.scale != 1.0 else values
+            attrs = {"units": column.unit, "label_en": column.label_en, "label_zh": column.label_zh}
+        variables[column.name] = (("sample", "year"), values, attrs)
+    # plain (dims, values, attrs) with the coordinates given once: no alignment pass
+    years = np.round(raw["time"].to_numpy()).astype(int)
+    return xr.Dataset(variables, coords={"sample": raw["sample"].to_numpy(), "year": years})
 
 
 def run_batch(

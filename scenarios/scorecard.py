@@ -322,12 +322,23 @@ def _with_year_dim(results: xr.Dataset) -> xr.Dataset:
 
 
 class _Columns:
-    """Headline columns of a results dataset as numpy arrays over (sample, year)."""
+    """Headline columns of a results dataset (or of one run's table) over (sample, year).
 
-    def __init__(self, results: xr.Dataset) -> None:
-        self.results = _with_year_dim(results)
-        self.years = self.results["year"].to_numpy().astype(int)
-        self.n_samples = self.results.sizes["sample"]
+    A run's table is read as one sample without building a dataset (1 ms instead of 10).
+    """
+
+    def __init__(self, results: xr.Dataset | pd.DataFrame) -> None:
+        self.frame = None
+        if isinstance(results, pd.DataFrame):
+            numeric = results.select_dtypes(include="number")
+            self.frame = (list(numeric.columns), numeric.to_numpy(dtype=float))
+            self.results = None
+            self.years = np.asarray(results.index.to_numpy(), dtype=float).round().astype(int)
+            self.n_samples = 1
+        else:
+            self.results = _with_year_dim(results)
+            self.years = self.results["year"].to_numpy().astype(int)
+            self.n_samples = self.results.sizes["sample"]
         self._cache: dict[str, np.ndarray] = {}
 
     def __call__(self, column: str) -> np.ndarray:
@@ -336,6 +347,14 @@ class _Columns:
         return self._cache[column]
 
     def _lookup(self, column: str) -> np.ndarray:
+        if self.frame is not None:
+            names, matrix = self.frame
+            if column not in names:
+                raise KeyError(
+                    f"scorecard: the results lack the column {column!r}; "
+                    f"they have {', '.join(sorted(map(str, names)))}"
+                )
+            return matrix[:, names.index(column)][None, :]
         results = self.results
         if column in results.data_vars:
             variable = results[column]
@@ -464,6 +483,16 @@ def _apply_assumed(specs, assumed: Mapping[str, float] | None) -> tuple[TargetSp
     )
 
 
+def _values_and_met(columns: _Columns, specs) -> tuple[np.ndarray, np.ndarray]:
+    """Every target's simulated value and met-flag, each over ``(sample, target)``."""
+    values = np.stack([_compute(columns, spec) for spec in specs], axis=1)
+    met = np.stack(
+        [_met(values[:, i], spec.op, spec.value, spec.tolerance) for i, spec in enumerate(specs)],
+        axis=1,
+    )
+    return values, met
+
+
 def scorecard_outcomes(
     results: xr.Dataset,
     assumed: Mapping[str, float] | None = None,
@@ -492,12 +521,8 @@ def scorecard_outcomes(
         ``met.mean("sample")`` is the probability of meeting each target.
     """
     specs = _apply_assumed(specs if specs is not None else load_target_specs(), assumed)
-    columns = _Columns(results)
-    values = np.stack([_compute(columns, spec) for spec in specs], axis=1)
-    met = np.stack(
-        [_met(values[:, i], spec.op, spec.value, spec.tolerance) for i, spec in enumerate(specs)],
-        axis=1,
-    )
+    columns = _Columns(_with_year_dim(results))  # a Dataset only (a table: use scorecard)
+    values, met = _values_and_met(columns, specs)
     return xr.Dataset(
         {
             "value": (("sample", "target"), values),
@@ -566,15 +591,16 @@ def scorecard(
         met, modelled, reading, column, source``; ``met`` is a nullable boolean (NA where
         the model cannot compute the target or the plan gives no number).
     """
+    if not isinstance(results, pd.DataFrame):
+        raise TypeError(f"scorecard: expected a DataFrame of headline results, got {results!r}")
     specs = _apply_assumed(specs if specs is not None else load_target_specs(), assumed)
-    outcome = scorecard_outcomes(results_dataset(results), specs=specs)
-    met = outcome["met"].isel(sample=0).to_numpy()
-    frame = pd.DataFrame(
+    values, met = (array[0] for array in _values_and_met(_Columns(results), specs))
+    return pd.DataFrame(
         {
             "id": [spec.id for spec in specs],
             "label_en": [spec.label_en for spec in specs],
             "label_zh": [spec.label_zh for spec in specs],
-            "simulated": outcome["value"].isel(sample=0).to_numpy(),
+            "simulated": values,
             "target": [spec.value for spec in specs],
             "op": [spec.op for spec in specs],
             "unit": [spec.unit for spec in specs],
@@ -586,4 +612,3 @@ def scorecard(
         },
         columns=list(SCORECARD_COLUMNS),
     )
-    return frame

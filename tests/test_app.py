@@ -281,6 +281,26 @@ def test_pin_and_compare_overlay(app):
     assert "pinned" not in {key.group for key in app.charts.shown_keys("gross_output")}
 
 
+def test_rarely_used_parts_are_built_when_first_needed(app):
+    files = app.sidebar_cards["files"]
+    assert files.objects == []
+    files.collapsed = False
+    assert app.scenario_panel.upload in files.objects[0].objects
+    pinned = app.charts.sources["pinned"]
+    figure = app.charts.figures["gross_output"]
+
+    def sources():
+        return [renderer.data_source for renderer in figure.renderers]
+
+    assert pinned not in sources()
+    app.state.pin()
+    assert pinned in sources()
+    assert sum(source is pinned for source in sources()) == 1
+    app.state.unpin()
+    app.state.pin()
+    assert sum(source is pinned for source in sources()) == 1  # added once
+
+
 def test_sessions_do_not_share_settings(warm_engine, tmp_path):
     from app import App
 

@@ -9,7 +9,7 @@ import yaml
 
 from cli import main
 from scenarios.levers import load_levers
-from scenarios.run import resolve_parameters, run_scenario
+from scenarios.run import resolve_parameters, run_raw, run_scenario
 from scenarios.schema import (
     ScenarioError,
     bundled_scenarios,
@@ -112,6 +112,23 @@ def test_resolve_parameters_uses_the_scenario_values():
     params = resolve_parameters("plan_2025", calibrated=None)
     assert params["Investment Growth 2021 2025"] == pytest.approx(0.13)
     assert params["RD Intensity Shape 2021 2025"] == 1.0  # ramp
+
+
+@pytest.mark.parametrize("name", ["baseline", "energy_tight", "land_tight"])
+def test_headline_frame_reads_each_column_from_its_variable(name):
+    from model.outputs import binding_label, headline_frame, output_columns, required_variables
+
+    raw = run_raw(resolve_parameters(name), columns=required_variables())
+    table = headline_frame(raw)
+    assert table.index.tolist() == list(range(2015, 2036))
+    for column in output_columns():  # reference: one column at a time, straight from raw
+        values = raw[column.variable].to_numpy(dtype=float)
+        if column.name == "binding_constraint":
+            assert table[column.name].tolist() == [binding_label(v) for v in values]
+        else:
+            np.testing.assert_array_equal(table[column.name].to_numpy(), values * column.scale)
+    with pytest.raises(KeyError, match="lack the variables"):
+        headline_frame(raw.drop(columns=raw.columns[0]))
 
 
 LEVER = {"investment_growth": {"2021-2025": 0.1}}
