@@ -145,8 +145,8 @@ class KernelGenerator:
             self._loop_assign(rows, expr)
 
     def _scalar_assign(self, rows: np.ndarray, expr) -> None:
-        has_lookup = any(_scalar_only(x) for x in _walk_phase(expr, self.phase))
-        if has_lookup or self.n_eq >= self.block_limit:
+        scalar_only = any(_scalar_only(x) for x in _walk_phase(expr, self.phase))
+        if scalar_only or self.n_eq >= self.block_limit:
             self.flush()  # lookups (searching loops) get a sample loop of their own
         pre: list[str] = []
         code = self.expr(expr, pre, None)
@@ -157,7 +157,7 @@ class KernelGenerator:
             self.block.append(f"X[{int(r) * self.nc} + s] = {val}")
             self.local[int(r)] = val
         self.n_eq += 1
-        if has_lookup:
+        if scalar_only:
             self.flush()
 
     def _loop_assign(self, rows: np.ndarray, expr) -> None:

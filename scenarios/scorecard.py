@@ -521,7 +521,7 @@ def scorecard_outcomes(
         ``met.mean("sample")`` is the probability of meeting each target.
     """
     specs = _apply_assumed(specs if specs is not None else load_target_specs(), assumed)
-    columns = _Columns(_with_year_dim(results))  # a Dataset only (a table: use scorecard)
+    columns = _Columns(_with_year_dim(results))  # rejects a table (one run: use scorecard)
     values, met = _values_and_met(columns, specs)
     return xr.Dataset(
         {
