@@ -158,22 +158,16 @@ class NumpyRuntime:
         self.run_fns = [
             self._assign(a, "run") for name in model.run_order for a in model.assigns.get(name, [])
         ]
-        self.stock_rows = np.concatenate(
-            [np.arange(v[s].offset, v[s].offset + v[s].size) for s, _ in model.stocks]
-            or [np.zeros(0, dtype=np.int64)]
-        )
-        self.flow_rows = np.concatenate(
-            [np.arange(v[f].offset, v[f].offset + v[f].size) for _, f in model.stocks]
-            or [np.zeros(0, dtype=np.int64)]
-        )
-        self.disc_rows = np.concatenate(
-            [np.arange(v[s].offset, v[s].offset + v[s].size) for s, _ in model.discrete]
-            or [np.zeros(0, dtype=np.int64)]
-        )
-        self.next_rows = np.concatenate(
-            [np.arange(v[f].offset, v[f].offset + v[f].size) for _, f in model.discrete]
-            or [np.zeros(0, dtype=np.int64)]
-        )
+
+        def rows(names) -> np.ndarray:
+            """Buffer rows of the variables ``names``, concatenated."""
+            blocks = [np.arange(v[n].offset, v[n].offset + v[n].size) for n in names]
+            return np.concatenate(blocks or [np.zeros(0, dtype=np.int64)])
+
+        self.stock_rows = rows(s for s, _ in model.stocks)
+        self.flow_rows = rows(f for _, f in model.stocks)
+        self.disc_rows = rows(s for s, _ in model.discrete)
+        self.next_rows = rows(f for _, f in model.discrete)
 
     # ------------------------------------------------------------------
     @staticmethod

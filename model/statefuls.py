@@ -37,14 +37,6 @@ class StatefulLowering:
         self._assign(name, np.arange(n), expr)
         return self._ident(name, n)
 
-    def _stock(self, tag: str, n: int, flow: ir.Node, init_var: str) -> str:
-        st = self._new_var(tag, n, "stock")
-        fl = self._new_var(tag + "-flow", n)
-        self._assign(fl, np.arange(n), flow)
-        self.ir.stocks.append((st, fl))
-        self.ir.stock_init[st] = init_var
-        return st
-
     def _l_initialstructure(self, ast, frame):
         return self._ident(self._initial_var(self.lower(ast.initial, frame), frame.n), frame.n)
 

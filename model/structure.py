@@ -70,14 +70,6 @@ class Structure:
                 return path[::-1]
         return None
 
-    def is_loop(self, cycle: list[str]) -> bool:
-        """True if each variable of ``cycle`` influences the next and the last the first."""
-        pairs = zip(cycle, [*cycle[1:], cycle[0]], strict=True)
-        return all(
-            self.find_path(a, b) is not None and a in self.depends_on and b in self.depends_on
-            for a, b in pairs
-        )
-
 
 @lru_cache(maxsize=4)
 def read_structure(path: str | Path = MODEL_PATH) -> Structure:

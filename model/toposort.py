@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from graphlib import CycleError, TopologicalSorter
 
-from .ir import ModelIR, Phase, TimeNode, UnsupportedConstructError, walk
+import numpy as np
+
+from .ir import (
+    Assign,
+    BinOp,
+    LookupCall,
+    ModelIR,
+    Num,
+    Phase,
+    Reduce,
+    Ref,
+    TimeNode,
+    UnsupportedConstructError,
+    VarInfo,
+    node_deps,
+    walk,
+)
 
 __all__ = ["hoist_static", "isolate_powers", "order_model"]
 
@@ -105,6 +121,21 @@ def _order(model: ModelIR) -> None:
     model.run_order = _toposort(run_graph, "model equations")
 
 
+def _rewrite_children(node, fn):
+    """Replace every sub-expression ``c`` of ``node`` by ``fn(c)``, in place; return ``node``.
+
+    A lookup's table is data, not a sub-expression: only its argument is rewritten.
+    """
+    for attr in ("left", "right", "arg", "cond", "a", "b", "run", "init", "which"):
+        if hasattr(node, attr) and not (isinstance(node, LookupCall) and attr != "arg"):
+            setattr(node, attr, fn(getattr(node, attr)))
+    if hasattr(node, "args"):
+        node.args = tuple(fn(c) for c in node.args)
+    if hasattr(node, "options"):
+        node.options = tuple(fn(c) for c in node.options)
+    return node
+
+
 def hoist_static(model: ModelIR) -> None:
     """Precompute time-invariant sub-expressions of dynamic equations.
 
@@ -113,10 +144,6 @@ def hoist_static(model: ModelIR) -> None:
     once during initialisation.  Modifies ``model`` in place (call before
     :func:`order_model`'s layout is used).
     """
-    import numpy as np
-
-    from .ir import Assign, LookupCall, Num, Reduce, Ref, node_deps
-
     const = {
         n
         for n, v in model.variables.items()
@@ -138,22 +165,13 @@ def hoist_static(model: ModelIR) -> None:
         if is_static(node):
             counter += 1
             name = f"~hoist~{counter}"
-            from .ir import VarInfo
-
             model.variables[name] = VarInfo(
                 name=name, py_name=name, kind="internal", size=n, phase="static"
             )
             deps = frozenset(node_deps(node, "init"))
             model.assigns[name] = [Assign(name, np.arange(n, dtype=np.int64), node, deps, deps)]
             return Ref(name, np.arange(n, dtype=np.int64))
-        for attr in ("left", "right", "arg", "cond", "a", "b", "run", "init", "which"):
-            if hasattr(node, attr) and not (isinstance(node, LookupCall) and attr != "arg"):
-                setattr(node, attr, rewrite(getattr(node, attr), n))
-        if hasattr(node, "args"):
-            node.args = tuple(rewrite(c, n) for c in node.args)
-        if hasattr(node, "options"):
-            node.options = tuple(rewrite(c, n) for c in node.options)
-        return node
+        return _rewrite_children(node, lambda child: rewrite(child, n))
 
     for name in list(model.run_order):
         for a in model.assigns.get(name, []):
@@ -176,10 +194,6 @@ def isolate_powers(model: ModelIR) -> int:
     arguments) are left alone.  Modifies ``model`` in place (call
     :func:`_order` again afterwards); returns the number of powers isolated.
     """
-    import numpy as np
-
-    from .ir import Assign, BinOp, LookupCall, Num, Ref, VarInfo, node_deps
-
     count = 0
 
     def new_var(tag: str, expr, n: int) -> Ref:
@@ -199,13 +213,7 @@ def isolate_powers(model: ModelIR) -> int:
     def rewrite(node, n: int, top: bool):
         if isinstance(node, (Num, Ref, TimeNode, Phase)):
             return node
-        for attr in ("left", "right", "arg", "cond", "a", "b", "which"):
-            if hasattr(node, attr) and not (isinstance(node, LookupCall) and attr != "arg"):
-                setattr(node, attr, rewrite(getattr(node, attr), n, False))
-        if hasattr(node, "args"):
-            node.args = tuple(rewrite(c, n, False) for c in node.args)
-        if hasattr(node, "options"):
-            node.options = tuple(rewrite(c, n, False) for c in node.options)
+        _rewrite_children(node, lambda child: rewrite(child, n, False))
         if isinstance(node, BinOp) and node.op == "^":
             node = BinOp("^", operand(node.left, n), operand(node.right, n))
             return node if top else new_var("pow", node, n)

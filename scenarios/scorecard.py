@@ -420,29 +420,6 @@ def _met(value: np.ndarray, op: str, target: float, tolerance: float) -> np.ndar
     return np.where(np.isnan(value), np.nan, met.astype(float))
 
 
-def compute_target(results: xr.Dataset, spec: TargetSpec) -> xr.DataArray:
-    """Compute one target's simulated value for every sample.
-
-    Parameters
-    ----------
-    results : xarray.Dataset
-        Headline columns over ``(sample, year)``.
-    spec : TargetSpec
-
-    Returns
-    -------
-    xarray.DataArray
-        Over ``sample``; NaN for every sample when the target is not modelled (or the
-        value is undefined, e.g. a growth rate from a zero base).
-    """
-    columns = _Columns(results)
-    return xr.DataArray(
-        _compute(columns, spec),
-        dims="sample",
-        coords={"sample": columns.results["sample"].to_numpy()},
-    )
-
-
 def target_met(value, op: str, target: float, tolerance: float = math.nan) -> np.ndarray:
     """Whether simulated values meet a target: 1.0, 0.0, or NaN when unknown.
 
