@@ -26,7 +26,7 @@ from .ir import (
     UnOp,
 )
 
-__all__ = ["KernelGenerator"]
+__all__ = ["KernelGenerator", "update_source"]
 
 _FUNCS = {
     "abs": "abs({0})",
@@ -388,3 +388,56 @@ def _k_invariant(node, phase: str = "run") -> bool:
             continue
         stack.extend(x.children())
     return True
+
+
+def _runs(dst: np.ndarray, src: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(first dst row, first src row, length)`` of runs where both rows count up by one."""
+    runs: list[tuple[int, int, int]] = []
+    for d, r in zip(dst.tolist(), src.tolist(), strict=True):
+        if runs and d == runs[-1][0] + runs[-1][2] and r == runs[-1][1] + runs[-1][2]:
+            runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2] + 1)
+        else:
+            runs.append((d, r, 1))
+    return runs
+
+
+def update_source(
+    stock_rows: np.ndarray,
+    flow_rows: np.ndarray,
+    disc_rows: np.ndarray,
+    next_rows: np.ndarray,
+    nc: int,
+    indent: int,
+) -> str:
+    """The end of a time step: Euler updates of the stocks, then the discrete states.
+
+    Same operations as :meth:`model.runtime_numpy.NumpyRuntime.run`
+    (``X[stock] += X[flow] * dt``; ``X[disc] = X[next]``), written with the
+    rows as literals, one loop per run of consecutive rows, so LLVM sees
+    constant, non-overlapping offsets and vectorises the sample loops (a
+    loop over row tables was scalar and about 10% of the run time).
+
+    Raises
+    ------
+    ValueError
+        If a row written is also read by the update (numpy gathers all rows
+        before writing, a sequence of loops would not); the compiler never
+        produces such a model.
+    """
+    pad = " " * indent
+    lines: list[str] = []
+    for dst, src, integrate in ((stock_rows, flow_rows, True), (disc_rows, next_rows, False)):
+        dst, src = np.asarray(dst, dtype=np.int64), np.asarray(src, dtype=np.int64)
+        if np.intersect1d(dst, src).size:
+            raise ValueError("a state row is read by the update of another state row")
+        for d, r, n in _runs(dst, src):
+            if n == 1:
+                a, b, head = f"{d * nc}", f"{r * nc}", []
+            else:
+                a, b = "u0", "u1"
+                head = [f"for k in range({n}):", f"    u0 = ({d} + k) * NC"]
+                head.append(f"    u1 = ({r} + k) * NC")
+            value = f"X[{a} + s] + X[{b} + s] * dt" if integrate else f"X[{b} + s]"
+            inner = " " * (4 if head else 0)
+            lines += [*head, f"{inner}for s in range(NC):", f"{inner}    X[{a} + s] = {value}"]
+    return "\n".join(pad + line for line in lines) if lines else pad + "pass"

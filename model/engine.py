@@ -339,23 +339,40 @@ class CompiledModel:
         self._control_inputs = need & (self._settable | self.ir.structural)
         return NumpyRuntime(sub).init_fns
 
-    def _fill_constants(self, X: np.ndarray, values: dict, lo: int, hi: int) -> None:
+    def _defaults(self) -> np.ndarray:
+        """One value per state row: the constants' defaults, 0 elsewhere (computed later)."""
         defaults = self._cache.get("defaults")
         if defaults is None:
-            defaults = np.zeros((self.ir.n_rows, 1))  # rows of non-constants: computed later
+            defaults = np.zeros(self.ir.n_rows)
             for name in self._settable | self.ir.structural:
                 v = self.ir.variables[name]
-                defaults[v.offset : v.offset + v.size, 0] = v.default
+                defaults[v.offset : v.offset + v.size] = v.default
             self._cache["defaults"] = defaults
-        X[:] = defaults
+        return defaults
+
+    def _fill_constants(self, X: np.ndarray, values: dict, lo: int, hi: int) -> None:
+        """Write samples ``lo:hi`` of the given constants into a state ``X`` (``(n_rows, ...)``).
+
+        ``X``'s trailing axes hold the samples (``(n)`` or a runtime's
+        ``(groups, group)``); slots past ``hi - lo`` get copies of the last sample.
+        """
+        lanes = X.shape[1:]
+        slots = int(np.prod(lanes))
         for name, a in values.items():
             v = self.ir.variables[name]
-            X[v.offset : v.offset + v.size] = (a if a.shape[0] == 1 else a[lo:hi]).T
+            if a.shape[0] == 1:
+                block = a.T.reshape(v.size, *(1,) * len(lanes))
+            else:
+                block = a[lo:hi]
+                if block.shape[0] < slots:
+                    block = np.concatenate([block, np.repeat(block[-1:], slots - len(block), 0)])
+                block = block.T.reshape(v.size, *lanes)
+            X[v.offset : v.offset + v.size] = block
 
     def _control_values(self, values: dict, n: int) -> dict:
         if hasattr(self, "time") and not self._control_inputs.intersection(values):
             return dict(self.time)  # the time grid does not depend on these parameters
-        X = np.zeros((self.ir.n_rows, n))
+        X = self._numpy.allocate(n, self._defaults())
         self._fill_constants(X, values, 0, n)
         with np.errstate(all="ignore"):
             for fn in self._control_fns:
@@ -451,9 +468,9 @@ class CompiledModel:
 
         def work(b):
             lo, hi = b
-            X = np.empty((self.ir.n_rows, hi - lo))
+            X = runtime.allocate(hi - lo, self._defaults())
             self._fill_constants(X, values, lo, hi)
-            rec = runtime.run(X, times, save, keep_rows, ctl["time_step"])
+            rec = runtime.run(X, times, save, keep_rows, ctl["time_step"])[:, :, : hi - lo]
             if row_major:
                 data[:, lo:hi] = rec.transpose(1, 2, 0)
             else:

@@ -27,7 +27,7 @@ import numba  # ImportError here selects the numpy fallback
 import numba.core.config
 import numpy as np
 
-from .codegen import KernelGenerator
+from .codegen import KernelGenerator, update_source
 from .compiler import cache_dir
 from .ir import ModelIR, Ref
 from .runtime_numpy import NumpyRuntime
@@ -160,7 +160,7 @@ __INIT__
 
 
 @njit(**_J)
-def run_loop(XG, W, I, F, LX, LY, LS, LN, times, save, keep, R, dt, SR, FR, DR, NR):
+def run_loop(XG, W, I, F, LX, LY, LS, LN, times, save, keep, R, dt):
     nt = times.shape[0]
     for g in range(XG.shape[0]):
         X = XG[g]
@@ -175,16 +175,7 @@ __BODY__
                         R[g, isave, q, s] = X[v0 + s]
                 isave += 1
             if it < nt - 1:
-                for q in range(SR.shape[0]):
-                    v0 = SR[q] * NC
-                    v1 = FR[q] * NC
-                    for s in range(NC):
-                        X[v0 + s] = X[v0 + s] + X[v1 + s] * dt
-                for q in range(DR.shape[0]):
-                    v0 = DR[q] * NC
-                    v1 = NR[q] * NC
-                    for s in range(NC):
-                        X[v0 + s] = X[v1 + s]
+__UPDATE__
 """
 
 
@@ -223,11 +214,14 @@ class NumbaRuntime:
                 gen.assign(name, a.target, a.expr)
         gen.flush()
         body = "\n".join(gen.lines) if gen.lines else "            pass"
+        rt = self._numpy
+        state_rows = (rt.stock_rows, rt.flow_rows, rt.disc_rows, rt.next_rows)
         self.source = (
             _TEMPLATE.replace("__NC__", str(self.group))
             .replace("__POW__", _POW_SOURCE.strip())
             .replace("__INIT__", init_body)
             .replace("__BODY__", body)
+            .replace("__UPDATE__", update_source(*state_rows, self.group, indent=16))
         )
         self.n_scratch = max(gen.n_scratch, 1)
         self.I = np.concatenate(gen.ints) if gen.ints else np.zeros(1, dtype=np.int64)
@@ -237,11 +231,6 @@ class NumbaRuntime:
         self.LY = np.concatenate([t[1] for t in tabs]) if tabs else np.zeros(1)
         self.LN = np.array([len(t[0]) for t in tabs] or [1], dtype=np.int64)
         self.LS = np.concatenate([[0], np.cumsum(self.LN)[:-1]]).astype(np.int64)
-        rt = self._numpy
-        self._rows = tuple(
-            np.ascontiguousarray(r, dtype=np.int64)
-            for r in (rt.stock_rows, rt.flow_rows, rt.disc_rows, rt.next_rows)
-        )
         self._fn = None
 
     def _kernel(self):
@@ -295,6 +284,18 @@ class NumbaRuntime:
         if not (mod.run_loop.signatures and mod.init_loop.signatures):
             self.warmup()
 
+    def allocate(self, n: int, fill: np.ndarray) -> np.ndarray:
+        """State for ``n`` samples in the kernel's layout, as an ``(n_rows, groups, group)`` view.
+
+        Every sample starts as ``fill`` (one value per row).  Writing rows into
+        the view (samples padded to whole groups) and passing it to :meth:`run`
+        saves a copy into the grouped layout.
+        """
+        m = -(-n // self.group)
+        state = np.empty((m, self.model.n_rows, self.group))
+        state[:] = np.repeat(np.asarray(fill, dtype=float)[:, None], self.group, axis=1)
+        return state.transpose(1, 0, 2)
+
     def warmup(self) -> None:
         """Compile (or load from the on-disk cache) the kernels now."""
         X = np.ones((self.model.n_rows, 1))
@@ -314,17 +315,25 @@ class NumbaRuntime:
     ) -> np.ndarray:
         """Initialise and integrate (both jitted); see :meth:`NumpyRuntime.run`.
 
-        Samples are padded to a multiple of :attr:`group` (copies of the last
-        sample; every lane is computed by the same operations, so a sample's
-        result does not depend on its neighbours or position).
+        ``X`` is either ``(n_rows, S)`` or the ``(n_rows, groups, group)`` view
+        that :meth:`allocate` returns (no copy then).  ``(n_rows, S)`` samples
+        are padded to a multiple of :attr:`group` (copies of the last sample;
+        every lane is computed by the same operations, so a sample's result
+        does not depend on its neighbours or position).
         """
         mod = self._kernel()
-        n_rows, n = X.shape
         nc = self.group
-        m = -(-n // nc)
-        if m * nc != n:
-            X = np.concatenate([X, np.repeat(X[:, -1:], m * nc - n, axis=1)], axis=1)
-        XG = np.ascontiguousarray(X.reshape(n_rows, m, nc).transpose(1, 0, 2)).reshape(m, -1)
+        if X.ndim == 3:
+            n_rows, m, n = X.shape[0], X.shape[1], X.shape[1] * X.shape[2]
+            XG = X.transpose(1, 0, 2).reshape(m, -1)
+            if not np.shares_memory(XG, X):
+                raise ValueError("X must be the view returned by allocate()")
+        else:
+            n_rows, n = X.shape
+            m = -(-n // nc)
+            if m * nc != n:
+                X = np.concatenate([X, np.repeat(X[:, -1:], m * nc - n, axis=1)], axis=1)
+            XG = np.ascontiguousarray(X.reshape(n_rows, m, nc).transpose(1, 0, 2)).reshape(m, -1)
         W = np.empty(self.n_scratch * nc)
         tables = (self.I, self.F, self.LX, self.LY, self.LS, self.LN)
         if init:
@@ -341,6 +350,5 @@ class NumbaRuntime:
             np.asarray(keep_rows, dtype=np.int64),
             R,
             float(dt),
-            *self._rows,
         )
         return R.transpose(1, 2, 0, 3).reshape(n_saved, len(keep_rows), m * nc)[:, :, :n]

@@ -260,6 +260,12 @@ class NumpyRuntime:
         return fn
 
     # ------------------------------------------------------------------
+    def allocate(self, n: int, fill: np.ndarray) -> np.ndarray:
+        """State ``(n_rows, n)`` for ``n`` samples, each set to ``fill`` (one value per row)."""
+        state = np.empty((self.model.n_rows, n))
+        state[:] = np.asarray(fill, dtype=float)[:, None]
+        return state
+
     def run(
         self, X: np.ndarray, times: np.ndarray, save: np.ndarray, keep_rows: np.ndarray, dt: float
     ) -> np.ndarray:

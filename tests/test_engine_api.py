@@ -115,7 +115,7 @@ def test_generated_source_holds_no_model_text(cm):
     from model.vpow import NUMBA_SOURCE
 
     body = NumbaRuntime(cm.ir).source
-    fragments = [*re.split(r"__(?:NC|INIT|BODY|POW)__", _TEMPLATE), NUMBA_SOURCE.strip()]
+    fragments = [*re.split(r"__(?:NC|INIT|BODY|POW|UPDATE)__", _TEMPLATE), NUMBA_SOURCE.strip()]
     for fragment in fragments:  # keep only generated code
         assert fragment in body
         body = body.replace(fragment, "\n", 1)
@@ -123,6 +123,22 @@ def test_generated_source_holds_no_model_text(cm):
     assert "'" not in body and '"' not in body  # no strings at all
     ident = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
     allowed = set(ident.findall(_TEMPLATE)) | {"e", "k", "j", "math", "exp", "log", "sqrt"}
-    allowed |= {"_powf", "_pow"}
+    allowed |= {"_powf", "_pow", "u0", "u1"}
     extra = {w for w in ident.findall(body) if w not in allowed and not re.fullmatch(r"v\d+", w)}
     assert not extra, extra
+
+
+def test_state_update_is_generated_per_run_of_rows():
+    """Consecutive stock/flow rows become one literal loop; a row read and written is refused."""
+    from model.codegen import update_source
+
+    src = update_source(
+        np.array([3, 4, 5, 9]), np.array([20, 21, 22, 30]), np.array([7]), np.array([8]), 4, 0
+    )
+    assert "for k in range(3):" in src and "u0 = (3 + k) * NC" in src and "u1 = (20 + k)" in src
+    assert "X[36 + s] = X[36 + s] + X[120 + s] * dt" in src  # row 9 alone, as literals
+    assert "X[28 + s] = X[32 + s]" in src  # the discrete state: a copy
+    with pytest.raises(ValueError, match="read by the update"):
+        update_source(
+            np.array([1, 2]), np.array([2, 3]), np.array([], int), np.array([], int), 4, 0
+        )
