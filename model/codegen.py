@@ -30,7 +30,7 @@ __all__ = ["KernelGenerator", "update_source"]
 
 _FUNCS = {
     "abs": "abs({0})",
-    "exp": "math.exp({0})",
+    "exp": "_exp({0})",
     "ln": "math.log({0})",
     "sqrt": "math.sqrt({0})",
     "integer": "np.trunc({0})",
@@ -137,7 +137,7 @@ class KernelGenerator:
     def assign(self, var: str, target: np.ndarray, expr) -> None:
         """Append the code of ``var[target] = expr``."""
         rows = self.model.variables[var].offset + np.asarray(target, dtype=np.int64)
-        if self.phase == "run" and isinstance(expr, BinOp) and expr.op == "^":
+        if self.phase == "run" and _isolated(expr):
             self._pow_assign(rows, expr)
         elif len(rows) == 1 or _k_invariant(expr, self.phase):
             self._scalar_assign(rows, expr)
@@ -176,17 +176,24 @@ class KernelGenerator:
         self._emit(8, pre_s)
         self._emit(8, [f"X[{dst} + s] = {code}"])
 
-    def _pow_assign(self, rows: np.ndarray, expr: BinOp) -> None:
-        """``rows = a ^ b`` as two loops: vectorised ``_powf``, then ``**`` where it gave NaN.
+    def _pow_assign(self, rows: np.ndarray, expr) -> None:
+        """``rows = a ^ b`` or ``rows = EXP(a)`` as vectorised ``_powf``/``_expf``, then the fix-up.
 
-        :func:`model.toposort.isolate_powers` made ``a`` and ``b`` plain
+        The fix-up recomputes with ``**`` / ``math.exp`` the lanes where the fast
+        version gave NaN (outside its ordinary case).
+        :func:`model.toposort.isolate_powers` made the operands plain
         references or numbers, so their code has no statements of its own.
         """
         self.flush()
         pre_k: list[str] = []
         uniform = len(rows) == 1 or _k_invariant(expr, self.phase)
         loop = None if uniform else (pre_k, [])
-        a, b = (self.expr(x, [], loop) for x in (expr.left, expr.right))
+        if isinstance(expr, BinOp):
+            a, b = (self.expr(x, [], loop) for x in (expr.left, expr.right))
+            fast, exact = f"_powf({a}, {b})", f"{a} ** {b}"
+        else:
+            a = self.expr(expr.args[0], [], loop)
+            fast, exact = f"_expf({a})", f"math.exp({a})"
         dsts = [str(int(r) * self.nc) for r in np.unique(rows)] if uniform else None
         if dsts is None:
             dsts = [self._row_offset(rows, pre_k)]
@@ -194,13 +201,19 @@ class KernelGenerator:
             self._emit(4, pre_k)
         pad = 0 if uniform else 4
         for dst in dsts:
-            self._emit(pad, ["for s in range(NC):", f"    X[{dst} + s] = _powf({a}, {b})"])
+            self._emit(pad, ["for s in range(NC):", f"    X[{dst} + s] = {fast}"])
+            # one vectorised test of the lanes; the scalar fix-up only when one is NaN
+            flag = self._new()
             self._emit(
                 pad,
                 [
+                    f"{flag} = False",
                     "for s in range(NC):",
-                    f"    if X[{dst} + s] != X[{dst} + s]:",
-                    f"        X[{dst} + s] = {a} ** {b}",
+                    f"    {flag} = {flag} | (X[{dst} + s] != X[{dst} + s])",
+                    f"if {flag}:",
+                    "    for s in range(NC):",
+                    f"        if X[{dst} + s] != X[{dst} + s]:",
+                    f"            X[{dst} + s] = {exact}",
                 ],
             )
 
@@ -338,6 +351,13 @@ class KernelGenerator:
             ]
         )
         return f"W[{row} + s]"
+
+
+def _isolated(expr) -> bool:
+    """A power or an exponential that has an equation of its own (see ``isolate_powers``)."""
+    if isinstance(expr, BinOp):
+        return expr.op == "^"
+    return isinstance(expr, Func) and expr.name == "exp"
 
 
 _LIBM = frozenset(

@@ -22,6 +22,7 @@ import hashlib
 import importlib.util
 import os
 import sys
+import threading
 
 import numba  # ImportError here selects the numpy fallback
 import numba.core.config
@@ -232,6 +233,7 @@ class NumbaRuntime:
         self.LN = np.array([len(t[0]) for t in tabs] or [1], dtype=np.int64)
         self.LS = np.concatenate([[0], np.cumsum(self.LN)[:-1]]).astype(np.int64)
         self._fn = None
+        self._lock = threading.Lock()
 
     def _kernel(self):
         if self._fn is None:
@@ -279,10 +281,14 @@ class NumbaRuntime:
             sys.setrecursionlimit(limit)
 
     def prepare(self) -> None:
-        """Make sure the kernels are compiled or loaded (call before using threads)."""
-        mod = self._kernel()
-        if not (mod.run_loop.signatures and mod.init_loop.signatures):
-            self.warmup()
+        """Make sure the kernels are compiled or loaded (call before using threads).
+
+        Safe to call from several threads at once: one compiles, the others wait.
+        """
+        with self._lock:
+            mod = self._kernel()
+            if not (mod.run_loop.signatures and mod.init_loop.signatures):
+                self.warmup()
 
     def allocate(self, n: int, fill: np.ndarray) -> np.ndarray:
         """State for ``n`` samples in the kernel's layout, as an ``(n_rows, groups, group)`` view.

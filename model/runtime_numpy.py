@@ -27,7 +27,7 @@ from .ir import (
     TimeNode,
     UnOp,
 )
-from .vpow import pow_numpy
+from .vpow import exp_numpy, pow_numpy
 
 __all__ = ["NumpyRuntime", "lookup_numpy"]
 
@@ -56,7 +56,7 @@ def _func(name: str, a: list):
     """Numpy implementation of builtin ``name`` on evaluated arguments ``a``."""
     f = {
         "abs": lambda: np.abs(a[0]),
-        "exp": lambda: np.exp(a[0]),
+        "exp": lambda: exp_numpy(a[0]),
         "ln": lambda: np.log(a[0]),
         "sqrt": lambda: np.sqrt(a[0]),
         "integer": lambda: _integer(a[0]),

@@ -9,6 +9,7 @@ import numpy as np
 from .ir import (
     Assign,
     BinOp,
+    Func,
     LookupCall,
     ModelIR,
     Num,
@@ -183,16 +184,17 @@ def hoist_static(model: ModelIR) -> None:
 
 
 def isolate_powers(model: ModelIR) -> int:
-    """Give every ``^`` of a dynamic equation an equation of its own.
+    """Give every ``^`` and ``EXP`` of a dynamic equation an equation of its own.
 
-    ``a ^ b`` inside a dynamic equation becomes ``~pow~N = A ^ B`` with its
-    base and exponent in internal variables (unless they are already plain
-    references or numbers), so that the numba runtime can compute the power
-    in a vectorised loop and recompute only the rare lanes outside the fast
-    path (see :mod:`model.vpow`).  Values are unchanged: the same operations
-    run in the same order.  Powers inside ``Phase`` nodes (initial-only
-    arguments) are left alone.  Modifies ``model`` in place (call
-    :func:`_order` again afterwards); returns the number of powers isolated.
+    ``a ^ b`` inside a dynamic equation becomes ``~pow~N = A ^ B`` (and
+    ``EXP(x)`` becomes ``~exp~N = EXP(X)``) with the operands in internal
+    variables (unless they are already plain references or numbers), so that
+    the numba runtime can compute the function in a vectorised loop and
+    recompute only the rare lanes outside the fast path (see :mod:`model.vpow`).
+    Values are unchanged: the same operations run in the same order.  Functions
+    inside ``Phase`` nodes (initial-only arguments) are left alone.  Modifies
+    ``model`` in place (call :func:`_order` again afterwards); returns the
+    number of functions isolated.
     """
     count = 0
 
@@ -217,6 +219,9 @@ def isolate_powers(model: ModelIR) -> int:
         if isinstance(node, BinOp) and node.op == "^":
             node = BinOp("^", operand(node.left, n), operand(node.right, n))
             return node if top else new_var("pow", node, n)
+        if isinstance(node, Func) and node.name == "exp":
+            node = Func("exp", (operand(node.args[0], n),))
+            return node if top else new_var("exp", node, n)
         return node
 
     for name in list(model.run_order):

@@ -24,8 +24,10 @@ IEEE/numpy exactly.  In the ordinary case the relative error is below
 the engine's differential test against PySD still holds at 1e-9.
 
 Algorithm: ``a = 2**e * m`` with ``m`` in ``[sqrt(1/2), sqrt(2))``;
-``log(m) = 2 atanh(f)``, ``f = (m - 1) / (m + 1)``, by its series to
-``f**21`` (``|f| < 0.1716``); ``log(a) = e * ln2_hi + (log(m) + e * ln2_lo)``.
+``log(m) = 2 atanh(f)``, ``f = (m - 1) / (m + 1)``, as ``2f + 2f s p(s)``, ``s = f**2``,
+with fdlibm's degree-6 Remez polynomial ``p`` (``|f| < 0.1716``);
+``log(a) = e * ln2_hi + (log(m) + e * ln2_lo)``.  Both polynomials are evaluated by
+Estrin's scheme (:func:`_estrin`).
 ``exp(y) = 2**k * exp(r)``, ``k = round(y / ln 2)`` (by the 1.5 * 2**52
 trick), ``r = y - k ln2_hi - k ln2_lo``, ``exp(r)`` by Taylor to ``r**13``
 (``|r| <= 0.347``), ``2**k`` built from its bits.
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["NUMBA_SOURCE", "pow_numpy"]
+__all__ = ["NUMBA_SOURCE", "exp_numpy", "pow_numpy"]
 
 _SQRT2 = 1.4142135623730951
 _LN2_HI = 6.93147180369123816490e-01  # fdlibm: 32 trailing zero bits, k * _LN2_HI is exact
@@ -47,8 +49,21 @@ _EXP_BIAS_BITS = 0x4330000000000000  # bits of 2**52
 _MANT = 0x000FFFFFFFFFFFFF
 _ONE_BITS = 0x3FF0000000000000
 _LIMIT = 708.0
-# 1/(2j+1) for j = 10..1 (atanh series) and 1/j! for j = 13..2 (exp series), Horner order
-_LOG_C = tuple(1.0 / (2 * j + 1) for j in range(10, 0, -1))
+# fdlibm's e_log.c Lg7..Lg1 (a Remez fit of the atanh series' tail on |f| < 0.1716, error
+# below 2**-58.45), halved (exactly) because here the series is 2f + 2f * s * p(s)
+_LOG_C = tuple(
+    c / 2.0
+    for c in (
+        1.479819860511658591e-01,
+        1.531383769920937332e-01,
+        1.818357216161805012e-01,
+        2.222219843214978396e-01,
+        2.857142874366239149e-01,
+        3.999999999940941908e-01,
+        6.666666666666735130e-01,
+    )
+)
+# 1/j! for j = 13..2 (the exp series), highest power first
 _EXP_C = tuple(1.0 / float(np.prod(np.arange(1, j + 1))) for j in range(13, 1, -1))
 
 
@@ -108,6 +123,18 @@ def _i2f(typingctx, x):
 
 
 @njit(inline="always", **_J)
+def _expf(y):
+    t = y * {_INV_LN2!r} + {_ROUND!r}
+    kf = t - {_ROUND!r}
+    r = (y - kf * {_LN2_HI!r}) - kf * {_LN2_LO!r}
+    q = {_estrin(_Code("r"), _EXP_C)}
+    er = 1.0 + r * (1.0 + r * q)
+    k = _f2i(t) - {int(np.float64(_ROUND).view(np.int64))}
+    scale = _i2f((k + 1023) << 52)
+    return er * scale if abs(y) < {_LIMIT!r} else _NAN
+
+
+@njit(inline="always", **_J)
 def _powf(a, b):
     bits = _f2i(a)
     ebits = (bits >> 52) | {_EXP_BIAS_BITS}
@@ -120,16 +147,14 @@ def _powf(a, b):
     s = f * f
     p = {_estrin(_Code("s"), _LOG_C)}
     lg = e * {_LN2_HI!r} + (2.0 * f + 2.0 * f * (s * p) + e * {_LN2_LO!r})
-    y = b * lg
-    t = y * {_INV_LN2!r} + {_ROUND!r}
-    kf = t - {_ROUND!r}
-    r = (y - kf * {_LN2_HI!r}) - kf * {_LN2_LO!r}
-    q = {_estrin(_Code("r"), _EXP_C)}
-    er = 1.0 + r * (1.0 + r * q)
-    k = _f2i(t) - {int(np.float64(_ROUND).view(np.int64))}
-    scale = _i2f((k + 1023) << 52)
-    ok = a >= 2.2250738585072014e-308 and a < _INF and abs(y) < {_LIMIT!r}
-    return er * scale if ok else _NAN
+    v = _expf(b * lg)
+    return v if a >= 2.2250738585072014e-308 and a < _INF else _NAN
+
+
+@njit(**_J)
+def _exp(x):
+    v = _expf(x)
+    return v if v == v else math.exp(x)
 
 
 @njit(**_J)
@@ -168,6 +193,15 @@ def pow_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     p = _estrin(s, _LOG_C)
     lg = e * _LN2_HI + (2.0 * f + 2.0 * f * (s * p) + e * _LN2_LO)
     y = b * lg
+    out, fast = _exp_core(y)
+    ok = (a >= 2.2250738585072014e-308) & (a < np.inf) & fast
+    if not ok.all():
+        out = np.where(ok, out, np.power(a, b))
+    return out
+
+
+def _exp_core(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``exp(y)`` by the operations of ``_expf``, and where that is the ordinary case."""
     t = np.ascontiguousarray(y * _INV_LN2 + _ROUND)
     kf = t - _ROUND
     r = (y - kf * _LN2_HI) - kf * _LN2_LO
@@ -175,8 +209,25 @@ def pow_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     er = 1.0 + r * (1.0 + r * q)
     k = t.view(np.int64) - np.float64(_ROUND).view(np.int64)
     scale = np.ascontiguousarray((k + 1023) << 52).view(np.float64)
-    ok = (a >= 2.2250738585072014e-308) & (a < np.inf) & (np.abs(y) < _LIMIT)
-    out = er * scale
+    return er * scale, np.abs(y) < _LIMIT
+
+
+def exp_numpy(x: np.ndarray) -> np.ndarray:
+    """``exp(x)`` elementwise by the operations of the kernel's ``_exp``.
+
+    Parameters
+    ----------
+    x : array_like of float
+
+    Returns
+    -------
+    numpy.ndarray
+        Bit-identical to the numba kernel's ``_exp``; within a few ulp of
+        ``np.exp`` for ``|x| < 708``, and exactly ``np.exp`` elsewhere (overflow,
+        underflow, infinities, NaN).
+    """
+    x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
+    out, ok = _exp_core(x)
     if not ok.all():
-        out = np.where(ok, out, np.power(a, b))
+        out = np.where(ok, out, np.exp(x))
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.vpow import NUMBA_SOURCE, pow_numpy
+from model.vpow import NUMBA_SOURCE, exp_numpy, pow_numpy
 
 numba = pytest.importorskip("numba")
 
@@ -19,7 +19,7 @@ SPECIAL_EXPONENTS = [2.0, -1.0, 3.0, 0.5, 2.0, 2.0, 3.0, 1.0, 0.5, 0.5, np.nan, 
 def kernels():
     """``_powf``/``_pow`` compiled from the kernel source, and a loop over ``_powf`` + fix-up."""
     src = (
-        "import numpy as np\nfrom numba import njit, types\n"
+        "import math\nimport numpy as np\nfrom numba import njit, types\n"
         "from numba.extending import intrinsic\n_INF = np.inf\n_NAN = np.nan\n"
         "_J = dict(nogil=True, error_model='numpy')\n"
         + NUMBA_SOURCE
@@ -31,6 +31,15 @@ def two_pass(A, B, O):
     for s in range(A.shape[0]):
         if O[s] != O[s]:
             O[s] = A[s] ** B[s]
+
+
+@njit(**_J)
+def exp_two_pass(A, O):
+    for s in range(A.shape[0]):
+        O[s] = _expf(A[s])
+    for s in range(A.shape[0]):
+        if O[s] != O[s]:
+            O[s] = math.exp(A[s])
 """
     )
     ns: dict = {}
@@ -87,5 +96,33 @@ def test_numba_equals_numpy_bit_for_bit(kernels, seed):
         kernels["two_pass"](a, b, out)
         expect = pow_numpy(a, b)
         scalar = np.array([kernels["_pow"](x, y) for x, y in zip(a, b, strict=True)])
+    np.testing.assert_array_equal(out.view(np.int64), expect.view(np.int64))
+    np.testing.assert_array_equal(scalar.view(np.int64), expect.view(np.int64))
+
+
+SPECIAL_EXP = [0.0, -0.0, 1.0, -1.0, 707.9, 708.0, 709.7, 710.0, -708.0, -745.1, -746.0, np.inf,
+               -np.inf, np.nan, 1e-300, -1e-300]  # fmt: skip
+
+
+def test_exp_within_a_few_ulp_and_special_values_follow_numpy():
+    x = np.random.default_rng(4).uniform(-700.0, 700.0, 400_000)
+    x[:1000] = np.random.default_rng(5).uniform(-1.0, 1.0, 1000)
+    rel = np.abs(exp_numpy(x) - np.exp(x)) / np.exp(x)
+    assert rel.max() <= 4 * EPS, float(rel.max() / EPS)
+    special = np.array(SPECIAL_EXP)
+    with np.errstate(all="ignore"):
+        got, ref = exp_numpy(special), np.exp(special)
+    np.testing.assert_allclose(got, ref, rtol=4 * EPS)
+    far = np.abs(special) >= 708.0  # outside the fast path: numpy's own result
+    np.testing.assert_array_equal(got[far], ref[far])
+
+
+def test_exp_numba_equals_numpy_bit_for_bit(kernels):
+    x = np.concatenate([np.random.default_rng(6).uniform(-720.0, 720.0, 20_000), SPECIAL_EXP])
+    out = np.empty_like(x)
+    with np.errstate(all="ignore"):
+        kernels["exp_two_pass"](x, out)
+        expect = exp_numpy(x)
+        scalar = np.array([kernels["_exp"](v) for v in x])
     np.testing.assert_array_equal(out.view(np.int64), expect.view(np.int64))
     np.testing.assert_array_equal(scalar.view(np.int64), expect.view(np.int64))
