@@ -167,12 +167,17 @@ def headline_dataset(raw: xr.Dataset) -> xr.Dataset:
     names are in its ``labels`` attribute) so that batches stay numeric.
     """
     variables = {}
+    arrays: dict[str, np.ndarray] = {}  # each raw variable as (sample, time[, cluster])
     for column in output_columns():
         name, _, element = column.variable.partition("[")
-        data = raw[name]
+        if name not in arrays:
+            data = raw[name]
+            order = ("sample", "time", *(d for d in data.dims if d not in ("sample", "time")))
+            arrays[name] = (data if data.dims == order else data.transpose(*order)).values
+        values = arrays[name]
         if element:
-            data = data.sel(cluster=element.rstrip("]"), drop=True)
-        values = data.transpose("sample", "time").to_numpy()
+            clusters = raw[name]["cluster"].to_numpy().tolist()
+            values = values[:, :, clusters.index(element.rstrip("]"))]
         if column.name == "binding_constraint":
             values = values.round().astype(np.int8)
             attrs = {"labels": list(BINDING_LABELS)}

@@ -372,7 +372,9 @@ class _Columns:
                     f"scorecard: the results lack the column {column!r}; "
                     f"they have {', '.join(sorted(map(str, results.data_vars)))}"
                 )
-        return variable.transpose("sample", "year").to_numpy().astype(float)
+        if variable.dims != ("sample", "year"):
+            variable = variable.transpose("sample", "year")
+        return np.asarray(variable.values, dtype=float)  # no copy when already float
 
     def index(self, year: int, target_id: str) -> int:
         hits = np.flatnonzero(self.years == year)

@@ -312,6 +312,18 @@ def test_same_seed_gives_identical_outputs_whatever_the_chunk_size(ensemble):
     pd.testing.assert_frame_equal(whole.probabilities, chunked.probabilities)
 
 
+def test_chunks_in_flight_do_not_change_the_results(ensemble, tmp_path, monkeypatch):
+    """In-process chunks overlap (two in flight); one at a time gives the same file."""
+    folder, _, _ = ensemble
+    monkeypatch.setattr(montecarlo, "LOCAL_IN_FLIGHT", 1)
+    montecarlo.run_monte_carlo(
+        "baseline", N_SAMPLES, SEED, output=tmp_path / "serial.parquet", chunk_size=57
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "serial.parquet"), pd.read_parquet(folder / "chunked.parquet")
+    )
+
+
 def test_the_file_holds_the_seeds_sample_table_and_its_description(ensemble):
     folder, _, _ = ensemble
     results = read_results(folder / "whole.parquet")
