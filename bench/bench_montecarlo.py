@@ -8,8 +8,8 @@ Usage::
 Reports medians of ``--reps`` repetitions, after one warm-up run (the engine's JIT):
 
 - ``engine_s``: the reference, measured in the same run: ``scenarios.run.run_batch`` on the
-  same 100,000-row parameter table in the same chunks (10,000), headline variables only (no
-  sampling, no scoring, no output).
+  same 100,000-row parameter table in the same chunks (``DEFAULT_CHUNK_SIZE``), one at a
+  time, headline variables only (no sampling, no scoring, no output).
 - ``mc_s``: ``run_monte_carlo`` of the baseline, 100,000 samples, 2015-2035, with scorecard
   outcomes and quantiles, in-process, no output file; ``mc_file_s``: the same writing the
   Parquet file (default indicators); ``overhead``: ``mc_s / engine_s``.
