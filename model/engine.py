@@ -433,10 +433,11 @@ class CompiledModel:
         Parameters
         ----------
         row_major : bool
-            Lay the records out as ``(n_rows, n_samples, n_saved)``: each recorded
-            row is then one contiguous ``(samples, times)`` block (what :meth:`run`
-            wants; per-variable arithmetic on the default layout strides over
-            every recorded row and was ~20x slower for 100,000 samples).
+            Lay the records out as ``(n_rows, n_saved, n_samples)``: each recorded
+            row is then one contiguous ``(times, samples)`` block, as the kernel
+            writes it (what :meth:`run` wants; per-variable arithmetic on the
+            default layout strides over every recorded row and was ~20x slower for
+            100,000 samples).
 
         Returns
         -------
@@ -446,7 +447,7 @@ class CompiledModel:
             Saved times (rounded as PySD reports them).
         data : ndarray
             ``(n_samples, n_saved, n_rows)`` records (``row_major``: ``(n_rows,
-            n_samples, n_saved)``), variables' rows concatenated in the order of
+            n_saved, n_samples)``), variables' rows concatenated in the order of
             ``names``.
         """
         values, n = self._parse_params(params)
@@ -459,7 +460,7 @@ class CompiledModel:
         if hasattr(runtime, "prepare"):
             runtime.prepare()  # compile/load once, before any worker thread starts
         n_saved = int(save.sum())
-        data = np.empty((len(keep_rows), n, n_saved) if row_major else (n, n_saved, len(keep_rows)))
+        data = np.empty((len(keep_rows), n_saved, n) if row_major else (n, n_saved, len(keep_rows)))
         if threads is None:
             threads = min(os.cpu_count() or 1, 2)
         if chunk_size is None:
@@ -472,9 +473,9 @@ class CompiledModel:
             self._fill_constants(X, values, lo, hi)
             rec = runtime.run(X, times, save, keep_rows, ctl["time_step"])[:, :, : hi - lo]
             if row_major:
-                data[:, lo:hi] = rec.transpose(1, 2, 0)
+                data[:, :, lo:hi] = rec  # (rows, times, samples): block copies
             else:
-                data[lo:hi] = rec.transpose(2, 0, 1)
+                data[lo:hi] = rec.transpose(2, 1, 0)
 
         threads = min(threads, len(bounds))
         if threads > 1 and len(bounds) > 1:
@@ -527,16 +528,17 @@ class CompiledModel:
         names, times, data = self.simulate(
             params, keep, saveper, chunk_size, threads, row_major=True
         )
-        n = data.shape[1]
+        n = data.shape[2]
         out, col = {}, 0
         coords: dict = {"sample": np.arange(n), "time": times}
         for name in names:
             m = self.variables[name]
             shape = [len(c) for c in m.coords]
             size = int(np.prod(shape)) if m.dims else 1
-            # (elements, sample, time) -> (sample, time, *dims); one element: contiguous
-            block = data[col : col + size].reshape((*shape, n, len(times)))
-            arr = np.moveaxis(block, (-2, -1), (0, 1))
+            # (elements, time, sample) -> (sample, time, *dims): a view, no copy (the
+            # few years and columns a caller picks are copied when it picks them)
+            block = data[col : col + size].reshape((*shape, len(times), n))
+            arr = np.moveaxis(block, (-1, -2), (0, 1))
             col += size
             for dim, elements in zip(m.dims, m.coords, strict=True):
                 if coords.setdefault(dim, list(elements)) != list(elements):

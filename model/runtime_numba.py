@@ -173,7 +173,7 @@ __BODY__
                 for q in range(keep.shape[0]):
                     v0 = keep[q] * NC
                     for s in range(NC):
-                        R[g, isave, q, s] = X[v0 + s]
+                        R[q, isave, g * NC + s] = X[v0 + s]
                 isave += 1
             if it < nt - 1:
 __UPDATE__
@@ -345,7 +345,7 @@ class NumbaRuntime:
         if init:
             self._call(mod.init_loop, XG, W, *tables, float(times[0]))
         n_saved = int(np.count_nonzero(save))
-        R = np.empty((m, n_saved, len(keep_rows), nc))
+        R = np.empty((len(keep_rows), n_saved, m * nc))
         self._call(
             mod.run_loop,
             XG,
@@ -357,4 +357,4 @@ class NumbaRuntime:
             R,
             float(dt),
         )
-        return R.transpose(1, 2, 0, 3).reshape(n_saved, len(keep_rows), m * nc)[:, :, :n]
+        return R[:, :, :n]

@@ -269,12 +269,12 @@ class NumpyRuntime:
     def run(
         self, X: np.ndarray, times: np.ndarray, save: np.ndarray, keep_rows: np.ndarray, dt: float
     ) -> np.ndarray:
-        """Initialise and integrate; return records ``(n_saved, len(keep_rows), S)``.
+        """Initialise and integrate; return records ``(len(keep_rows), n_saved, S)``.
 
         ``X`` must hold the constants (per sample); it is overwritten.
         """
         n_saved = int(np.count_nonzero(save))
-        out = np.empty((n_saved, len(keep_rows), X.shape[1]))
+        out = np.empty((len(keep_rows), n_saved, X.shape[1]))
         with np.errstate(all="ignore"):
             for fn in self.init_fns:
                 fn(X, times[0])
@@ -283,7 +283,7 @@ class NumpyRuntime:
                 for fn in self.run_fns:
                     fn(X, t)
                 if save[i]:
-                    out[isave] = X[keep_rows]
+                    out[:, isave] = X[keep_rows]
                     isave += 1
                 if i < len(times) - 1:
                     X[self.stock_rows] += X[self.flow_rows] * dt
