@@ -8,7 +8,9 @@ gets its own :class:`App` (state, widgets and figures) from :func:`create_app`.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import time
 from pathlib import Path
 
 import panel as pn
@@ -27,6 +29,7 @@ SIDEBAR_WIDTH = 390
 SCORECARD_DELAY_MS = 120
 HEADER_COLOUR = "#1f5fa8"
 SECTIONS: tuple[str, ...] = ("results", "uncertainty", "calibration", "structure")
+URL_DELAY_MS = 1000  # the URL is written once the settings rest this long
 NOTIFICATION_MS = {"error": 10000, "success": 4000, "info": 2500}
 
 
@@ -79,6 +82,8 @@ class App(Viewer):
             margin=(0, 10, 10, 10),
         )
         self.views: dict = {}  # section key -> its Viewer, built on first show
+        self._location = None  # the session's pn.state.location, once synced
+        self._url_due: float | None = None  # when a pending URL write is due (monotonic s)
         self.sections: dict = {"results": self._results_section()}
         self.body = pn.Column(self.sections["results"], sizing_mode="stretch_width")
         self.sidebar_cards["files"].param.watch(self._open_files, "collapsed")
@@ -163,15 +168,72 @@ class App(Viewer):
         self.section.options = {tr(f"tab_{key}", lang): key for key in SECTIONS}
 
     def sync_url(self) -> None:
-        """Keep the lever settings and the language in the page URL (shareable views)."""
+        """Keep the lever settings and the language in the page URL (shareable views).
+
+        The URL's values are applied when the session starts (invalid ones are reported,
+        the valid ones kept). Later changes are written to the URL once the settings have
+        rested for ``URL_DELAY_MS``, not at every slider step: each URL write is a
+        ``history.pushState`` in the browser and a message back to the server, together
+        about as much CPU as redrawing the charts, and a history entry per step would make
+        the browser's back button walk through a whole drag.
+        """
         location = pn.state.location
         if location is None:
             return
-        names = [*setting_names(self.state.model_path), "language"]
-        location.sync(self.state.settings, {name: name for name in names}, on_error=self._url_error)
+        self._location = location
+        query = location.query_params
+        values = {name: query[name] for name in self._url_names() if name in query}
+        if values:
+            self.apply_url_values(values)
+        self._write_url()
+        self.state.settings.param.watch(self._url_later, self._url_names())
 
-    def _url_error(self, values: dict) -> None:
-        """Apply the URL's valid settings one by one and report the invalid ones."""
+    def _url_names(self) -> list[str]:
+        return [*setting_names(self.state.model_path), "language"]
+
+    def url_query(self) -> dict[str, str]:
+        """The settings as URL query values (the way Panel's ``Location.sync`` writes them)."""
+        settings, query = self.state.settings, {}
+        for name in self._url_names():
+            value = settings.param[name].serialize(getattr(settings, name))
+            query[name] = value if isinstance(value, str) else json.dumps(value)
+        return query
+
+    def _write_url(self) -> None:
+        self._url_due = None
+        if self._location is not None:
+            self._location.update_query(**self.url_query())
+
+    def _url_later(self, *events) -> None:
+        """Write the URL once the settings have not changed for ``URL_DELAY_MS``."""
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:
+            self._write_url()
+            return
+        pending = self._url_due is not None
+        self._url_due = time.monotonic() + URL_DELAY_MS / 1000
+        if not pending:
+            pn.state.add_periodic_callback(self._url_tick, period=URL_DELAY_MS, count=1)
+
+    def _url_tick(self) -> None:
+        if self._url_due is None:
+            return
+        wait_ms = 1000 * (self._url_due - time.monotonic())
+        if wait_ms > 5:
+            pn.state.add_periodic_callback(self._url_tick, period=int(wait_ms) + 1, count=1)
+        else:
+            self._write_url()
+
+    def apply_url_values(self, values: dict) -> None:
+        """Apply settings read from the URL: all at once, else the valid ones one by one.
+
+        Invalid values (unknown type, out of range) are reported in one message.
+        """
+        try:
+            self.state.settings.param.update(**values)
+            return
+        except (ValueError, TypeError):
+            pass
         rejected = []
         for name, value in values.items():
             try:
@@ -243,18 +305,26 @@ def create_app(scenario_dirs: tuple[Path, ...] = (SCENARIO_DIR,)) -> pn.viewable
     panel.viewable.Viewable
         The session's page.
     """
+    from scenarios.app_bokehjs import install_fixes
+
     pn.config.exception_handler = report_unexpected
     app = App(scenario_dirs=scenario_dirs)
     app.sync_url()
+    install_fixes(pn.state.curdoc)  # cheaper chart repaints in the browser
     return app.page()
 
 
 def warm_up() -> None:
-    """Compile the model engine and score one run, so that the first session is fast."""
+    """Compile the engine, score one run and render the charts, so the first session is fast.
+
+    Building one session also has HoloViews render the charts (once per process, see
+    :func:`scenarios.app_hvplot.chart_figure`).
+    """
     from scenarios.app_state import compute_scorecard
     from scenarios.run import run_scenario
 
     compute_scorecard(run_scenario())
+    App()
 
 
 def main(argv: list[str] | None = None) -> None:

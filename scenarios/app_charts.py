@@ -1,9 +1,11 @@
-"""The result charts of the app: Bokeh figures built once per session, updated in place.
+"""The result charts of the app: hvplot charts rendered once per session, updated in place.
 
-Every figure reads the same three ``ColumnDataSource`` objects (the current run, a pinned
-run and a compared scenario), so one slider move sends one small data message per
-source; no figure is rebuilt. Titles, axis labels and legends are relabelled in place
-when the language changes.
+Each chart is declared with hvplot (:mod:`scenarios.app_hvplot`) and rendered to a Bokeh
+figure when the session is built. Its glyphs then read shared ``ColumnDataSource``
+objects (one per figure for the current run, one for a pinned run and one for a compared
+scenario), so one slider move sends one small data message per changed figure; no figure
+is rebuilt or re-rendered. Titles, axis labels and legends are relabelled in place when
+the language changes.
 """
 
 from __future__ import annotations
@@ -25,19 +27,23 @@ from bokeh.models import (
     HoverTool,
     LabelSet,
     Line,
-    LinearAxis,
     NumeralTickFormatter,
     Range1d,
-    Rect,
     Scatter,
     Span,
-    Stack,
-    VArea,
 )
 from bokeh.plotting import figure
 from panel.viewable import Viewer
 
 from model.outputs import BINDING_LABELS, CLUSTERS, output_columns
+from scenarios.app_hvplot import (
+    area_chart,
+    chart_figure,
+    line_chart,
+    share_source,
+    square_chart,
+    stack_areas,
+)
 from scenarios.app_state import AppState
 from scenarios.app_text import cluster_label, display_unit, tr
 
@@ -139,7 +145,11 @@ def nice_range(low: float, high: float, current: tuple[float, float] | None) -> 
 
 
 def make_figure(**options) -> figure:
-    """A time-axis figure (2015-2035) in the app's style, without toolbar."""
+    """A plain Bokeh time-axis figure (2015-2035) in the app's style, without toolbar.
+
+    For the secondary tabs (uncertainty, calibration); the main view's charts are hvplot
+    charts (:mod:`scenarios.app_hvplot`).
+    """
     options.setdefault("y_range", Range1d(0, 1))
     options.setdefault("title", None)
     fig = figure(
@@ -247,17 +257,20 @@ class ResultCharts(Viewer):
         self._relabel()
 
     # ------------------------------------------------------------------ building
-    def _line(self, fig: figure, name: str, column: str, colour: str, style: str, label, **kw):
-        """A line of the current run, with its legend key.
+    def _lines(self, name: str, lines: list[tuple], **options) -> figure:
+        """An hvplot line chart of the current run, rendered, with its legend keys.
 
-        Glyphs are added with ``add_glyph`` rather than ``figure.line``: the latter also
-        creates a non-selection and a muted copy of every glyph, models that each session
-        would build, serialise and send although nothing here selects or mutes.
+        ``lines``: one ``(column, colour, style, label, line width)`` per line; ``options``
+        go to :func:`scenarios.app_hvplot.line_chart`.
         """
-        width = kw.pop("line_width", 3 if style == "solid" else 2)
-        glyph = Line(x="year", y=column, line_color=colour, line_width=width, line_dash=style)
-        self.keys[name].append(Key(colour, style, label))
-        return fig.add_glyph(self.figure_sources[name], glyph, **kw)
+        columns, colours, styles, labels, widths = zip(*lines, strict=True)
+        fig = chart_figure(
+            name, partial(line_chart, columns, colours, widths, styles, FIGURE_HEIGHT, **options)
+        )
+        share_source(fig, self.figure_sources[name])
+        for colour, style, label in zip(colours, styles, labels, strict=True):
+            self.keys[name].append(Key(colour, style, label))
+        return fig
 
     def _overlays(self, fig: figure, name: str, column: str) -> None:
         """Dashed pinned and dotted compared lines of ``column`` (drawn from the first pin)."""
@@ -282,9 +295,10 @@ class ResultCharts(Viewer):
             self.figures[name].add_glyph(self.sources[group], glyph)
 
     def _gross_output_figure(self) -> figure:
-        fig = make_figure()
-        line = self._line(fig, "gross_output", "gross_output", CURRENT_COLOUR, "solid",
-                          partial(tr, "current"))  # fmt: skip
+        fig = self._lines(
+            "gross_output", [("gross_output", CURRENT_COLOUR, "solid", partial(tr, "current"), 3)]
+        )
+        (line,) = fig.renderers
         self._overlays(fig, "gross_output", "gross_output")
         self.marks = ColumnDataSource({"x": [], "y": [], "text": []})
         glyph = Scatter(x="x", y="y", size=9, fill_color=CURRENT_COLOUR, line_color=CURRENT_COLOUR)
@@ -332,52 +346,57 @@ class ResultCharts(Viewer):
         return fig
 
     def _value_added_figure(self) -> figure:
-        fig = make_figure()
-        self._line(fig, "value_added", "value_added", CURRENT_COLOUR, "solid",
-                   partial(tr, "nominal"))  # fmt: skip
-        self._line(fig, "value_added", "value_added_real", SECOND_COLOUR, "solid",
-                   partial(tr, "real_2020"), line_width=2)  # fmt: skip
+        fig = self._lines(
+            "value_added",
+            [
+                ("value_added", CURRENT_COLOUR, "solid", partial(tr, "nominal"), 3),
+                ("value_added_real", SECOND_COLOUR, "solid", partial(tr, "real_2020"), 2),
+            ],
+        )
         self._overlays(fig, "value_added", "value_added")
         return fig
 
     def _clusters_figure(self) -> figure:
-        fig = make_figure()
-        # the areas' bottoms and tops: 14 stacked sums shared by neighbouring areas
-        stacks = [Stack(fields=list(CLUSTER_COLUMNS[:i])) for i in range(len(CLUSTERS) + 1)]
-        for i, colour in enumerate(CLUSTER_COLOURS):
-            glyph = VArea(x="year", y1=stacks[i], y2=stacks[i + 1], fill_color=colour)
-            fig.add_glyph(self.figure_sources["clusters"], glyph)
+        fig = chart_figure(
+            "clusters", partial(area_chart, CLUSTER_COLUMNS, CLUSTER_COLOURS, FIGURE_HEIGHT)
+        )
+        stack_areas(fig, self.figure_sources["clusters"], CLUSTER_COLUMNS)
         for cluster, colour in zip(CLUSTERS, CLUSTER_COLOURS, strict=True):
             self.keys["clusters"].append(Key(colour, "area", partial(cluster_label, cluster)))
         return fig
 
     def _binding_figure(self) -> figure:
-        fig = make_figure(y_range=(-0.6, len(BINDING_LABELS) - 0.4))
-        glyph = Rect(x="year", y="binding_code", width=0.85, height=0.7,
-                     fill_color=field("binding_colour"), line_color=None)  # fmt: skip
-        fig.add_glyph(self.figure_sources["binding"], glyph)
-        fig.yaxis.ticker = FixedTicker(ticks=list(range(len(BINDING_LABELS))))
+        chart = partial(square_chart, "binding_code", "binding_colour", 160, len(BINDING_LABELS))
+        fig = chart_figure("binding", chart)
+        (renderer,) = share_source(fig, self.figure_sources["binding"])
+        renderer.glyph.update(fill_color=field("binding_colour"), size=13)
         fig.yaxis.formatter = NumeralTickFormatter(format="0")
-        fig.height = 160
         return fig
 
     def _pair_figure(self, name: str, level: str, cap: str) -> figure:
-        fig = make_figure()
-        self._line(fig, name, level, CURRENT_COLOUR, "solid", partial(column_label, level))
-        self._line(fig, name, cap, "#c62828", "dashdot", partial(column_label, cap))
+        fig = self._lines(
+            name,
+            [
+                (level, CURRENT_COLOUR, "solid", partial(column_label, level), 3),
+                (cap, "#c62828", "dashdot", partial(column_label, cap), 2),
+            ],
+        )
         self._overlays(fig, name, level)
         return fig
 
     def _innovation_figure(self) -> figure:
-        fig = make_figure()
-        fig.yaxis.formatter = NumeralTickFormatter(format="0.00")
-        self._line(fig, "innovation", "rd_intensity", CURRENT_COLOUR, "solid",
-                   partial(column_label, "rd_intensity"))  # fmt: skip
-        fig.extra_y_ranges = {"patents": Range1d(0, 1)}
-        self._line(fig, "innovation", "effective_patents", SECOND_COLOUR, "solid",
-                   partial(tr, "patents"), line_width=2, y_range_name="patents")  # fmt: skip
-        axis = LinearAxis(y_range_name="patents", formatter=NumeralTickFormatter(format="0,0"))
-        fig.add_layout(axis, "right")
+        # R&D intensity on the left axis, patents on a second axis on the right (multi_y)
+        fig = self._lines(
+            "innovation",
+            [
+                ("rd_intensity", CURRENT_COLOUR, "solid", partial(column_label, "rd_intensity"), 3),
+                ("effective_patents", SECOND_COLOUR, "solid", partial(tr, "patents"), 2),
+            ],
+            multi_y=True,
+        )
+        fig.left[0].formatter = NumeralTickFormatter(format="0.00")
+        fig.right[0].formatter = NumeralTickFormatter(format="0,0")
+        (self.patents_range,) = fig.extra_y_ranges.values()
         self._overlays(fig, "innovation", "rd_intensity")
         return fig
 
@@ -434,9 +453,7 @@ class ResultCharts(Viewer):
         for name, series in extent.items():
             values = np.concatenate([np.asarray(s, dtype=float) for s in series])
             self._set_range(self.figures[name].y_range, values)
-        self._set_range(
-            self.figures["innovation"].extra_y_ranges["patents"], current["effective_patents"]
-        )
+        self._set_range(self.patents_range, current["effective_patents"])
 
     @staticmethod
     def _set_range(axis_range: Range1d, values) -> None:

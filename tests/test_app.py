@@ -194,7 +194,7 @@ def test_out_of_range_settings_are_rejected(app):
 
 
 def test_url_values_are_applied_one_by_one(app):
-    app._url_error({INVESTMENT: 99.0, "language": "zh", RD_2025: 2.8})
+    app.apply_url_values({INVESTMENT: 99.0, "language": "zh", RD_2025: 2.8})
     assert app.state.language == "zh"
     assert app.state.settings.rd_intensity_2021_2025 == 2.8
     assert app.state.settings.investment_growth_2021_2025 == pytest.approx(6.6)
@@ -279,6 +279,83 @@ def test_pin_and_compare_overlay(app):
     app.scenario_panel.unpin.clicks += 1
     assert len(app.charts.sources["pinned"].data["gross_output"]) == 0
     assert "pinned" not in {key.group for key in app.charts.shown_keys("gross_output")}
+
+
+def chart_models(app) -> dict:
+    """Every Bokeh model of the main view's figures, by id."""
+    return {m.id: m for fig in app.charts.figures.values() for m in fig.references()}
+
+
+def test_main_charts_are_hvplot_charts_rendered_by_holoviews(app):
+    from scenarios.app_hvplot import _RENDERED
+
+    assert set(app.charts.figures) <= set(_RENDERED)  # each rendered once per process
+    for name, fig in app.charts.figures.items():
+        assert fig.x_range.tags[0][0][0] == "year", name  # HoloViews tags its ranges
+        glyphs = [r for r in fig.renderers if hasattr(r, "glyph") and r.glyph is not None]
+        sources = {r.data_source.name for r in glyphs}
+        assert sources <= {f"{name}-run", "current-run", None}, (name, sources)
+    clusters = app.charts.figures["clusters"].renderers
+    assert len(clusters) == 13 and {type(r.glyph).__name__ for r in clusters} == {"VArea"}
+
+
+def test_sessions_get_their_own_chart_models(app, tmp_path):
+    from app import App
+
+    other = App(scenario_dirs=(SCENARIO_DIR, tmp_path))
+    assert not set(chart_models(app)) & set(chart_models(other))
+    assert app.charts.sources["current"] is not other.charts.sources["current"]
+
+
+def test_a_slider_move_replaces_no_chart_model(app):
+    before = chart_models(app)
+    app.levers.widget(RD_2025).value = 3.9
+    after = chart_models(app)
+    assert after.keys() == before.keys()
+    assert all(after[key] is model for key, model in before.items())
+    assert app.charts.figures["innovation"].renderers[0].data_source.data["rd_intensity"][
+        10
+    ] == pytest.approx(3.9)  # 2025, the end of the ramp
+
+
+def test_language_switch_relabels_the_rendered_charts(app):
+    app.state.settings.language = "zh"
+    assert app.charts.figures["value_added"].xaxis[0].axis_label == tr("year", "zh")
+    labels = app.charts.figures["binding"].yaxis[0].major_label_overrides
+    assert labels[0] == tr("capital", "zh")
+
+
+def test_url_query_round_trips_the_settings(app):
+    from urllib.parse import urlencode
+
+    from panel.util import parse_query
+
+    app.state.settings.param.update(**{RD_2025: 3.3, "language": "zh"})
+    query = parse_query("?" + urlencode(app.url_query()))
+    other = settings_class()()
+    other.param.update(**query)
+    assert other.rd_intensity_2021_2025 == 3.3 and other.language == "zh"
+    assert query == {name: getattr(app.state.settings, name) for name in query}
+
+
+def test_valid_url_values_are_applied_in_one_run(app):
+    runs = app.state.runs
+    app.apply_url_values({INVESTMENT: 9.0, RD_2025: 2.8})
+    assert app.state.runs == runs + 1
+    assert app.state.settings.investment_growth_2021_2025 == 9.0
+
+
+def test_browser_fixes_are_attached_once_per_document():
+    from bokeh.document import Document
+
+    from scenarios.app_bokehjs import FIX_JS, FIXES, install_fixes
+
+    doc = Document()
+    assert install_fixes(doc) and not install_fixes(doc)
+    (callback,) = doc.callbacks.js_event_callbacks["document_ready"]
+    assert all(f'"{name}"' in FIX_JS for name in FIXES)
+    assert callback.code == FIX_JS
+    assert not install_fixes(None)
 
 
 def test_rarely_used_parts_are_built_when_first_needed(app):

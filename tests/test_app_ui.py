@@ -119,6 +119,54 @@ def test_page_loads_without_console_errors(page):
     assert page.errors == []
 
 
+def test_repaint_fixes_are_applied_and_moves_do_not_rewrite_styles(page):
+    from scenarios.app_bokehjs import FIXES
+
+    page.wait_for_function("() => window.ningboBokehFixes !== undefined", timeout=20_000)
+    assert page.evaluate("() => window.ningboBokehFixes") == list(FIXES)
+    # count the style-sheet writes of one slider move: only changed sheets are written
+    writes = page.evaluate(
+        """async ([name]) => {
+      const dom = Bokeh.require("core/dom");
+      const proto = dom.InlineStyleSheet.prototype, update = proto._update;
+      let written = 0, asked = 0;
+      proto._update = function (css) {
+        asked += 1;
+        written += this.el.textContent !== css;
+        update.call(this, css);
+      };
+      const doc = Bokeh.documents[0];
+      const cds = doc.get_model_by_name('current-run');
+      const changed = new Promise(r => cds.connect(cds.properties.data.change, r));
+      [...doc.all_models].find(m => m.type === 'Slider' && m.tags.includes(name)).value = 9.5;
+      await changed;
+      await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+      proto._update = update;
+      return [written, asked];
+    }""",
+        ["investment_growth_2021_2025"],
+    )
+    written, asked = writes
+    mutations = page.evaluate(
+        """async () => {
+      const sheet = new (Bokeh.require("core/dom").InlineStyleSheet)(":host{top:1px}");
+      const records = [];
+      new MutationObserver(r => records.push(...r)).observe(
+        sheet.el, {childList: true, characterData: true, subtree: true});
+      sheet.replace(":host{top:1px}");  // unchanged: not written
+      await new Promise(r => setTimeout(r, 0));
+      const unchanged = records.length;
+      sheet.replace(":host{top:2px}");
+      await new Promise(r => setTimeout(r, 0));
+      return [unchanged, records.length];
+    }"""
+    )
+    assert mutations[0] == 0 and mutations[1] > 0
+    assert asked > 20  # every renderer's paint asks to write its position sheet ...
+    assert written < asked / 2  # ... but unchanged sheets are no longer rewritten
+    assert page.errors == []
+
+
 def open_innovation_levers(page) -> None:
     """Fold the investment levers and unfold the innovation ones (R&D intensity first)."""
     page.get_by_text("Investment", exact=True).first.click()
