@@ -332,7 +332,7 @@ class NumbaRuntime:
         if X.ndim == 3:
             n_rows, m, n = X.shape[0], X.shape[1], X.shape[1] * X.shape[2]
             XG = X.transpose(1, 0, 2).reshape(m, -1)
-            if not np.shares_memory(XG, X):
+            if not np.may_share_memory(XG, X):  # reshape copied: not an allocate() view
                 raise ValueError("X must be the view returned by allocate()")
         else:
             n_rows, n = X.shape
