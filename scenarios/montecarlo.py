@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -300,9 +302,6 @@ def _execute_local(tables, context: ChunkContext) -> Iterator[pd.DataFrame]:
     idles between chunks.  Every chunk's result depends only on its own rows,
     so the output is the same as running them one by one.
     """
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
     pending: deque = deque()
     with ThreadPoolExecutor(max_workers=LOCAL_IN_FLIGHT) as pool:
         try:

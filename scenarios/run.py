@@ -167,16 +167,20 @@ def headline_dataset(raw: xr.Dataset) -> xr.Dataset:
     names are in its ``labels`` attribute) so that batches stay numeric.
     """
     variables = {}
-    arrays: dict[str, np.ndarray] = {}  # each raw variable as (sample, time[, cluster])
+    # each raw variable once as (sample, time[, cluster]), with its cluster names
+    arrays: dict[str, tuple[np.ndarray, list]] = {}
     for column in output_columns():
         name, _, element = column.variable.partition("[")
         if name not in arrays:
             data = raw[name]
             order = ("sample", "time", *(d for d in data.dims if d not in ("sample", "time")))
-            arrays[name] = (data if data.dims == order else data.transpose(*order)).values
-        values = arrays[name]
+            clusters = data["cluster"].to_numpy().tolist() if "cluster" in data.dims else []
+            arrays[name] = (
+                (data if data.dims == order else data.transpose(*order)).values,
+                clusters,
+            )
+        values, clusters = arrays[name]
         if element:
-            clusters = raw[name]["cluster"].to_numpy().tolist()
             values = values[:, :, clusters.index(element.rstrip("]"))]
         if column.name == "binding_constraint":
             values = values.round().astype(np.int8)
