@@ -26,7 +26,6 @@ from scenarios.schema import SCENARIO_DIR
 LOGGER = logging.getLogger("ningbo_sd.app")
 TITLE = "宁波制造业政策模拟器 · Ningbo manufacturing policy simulator"
 SIDEBAR_WIDTH = 390
-SCORECARD_DELAY_MS = 120
 HEADER_COLOUR = "#1f5fa8"
 SECTIONS: tuple[str, ...] = ("results", "uncertainty", "calibration", "structure")
 URL_DELAY_MS = 1000  # the URL is written once the settings rest this long
@@ -61,7 +60,6 @@ class App(Viewer):
 
         state = AppState(model_path=model_path, scenario_dirs=scenario_dirs, engine=engine)
         super().__init__(state=state, **params)
-        state.scheduler = self._score_later
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, margin=(0, 10))
         self.heading = pn.pane.Markdown("", margin=(0, 10))
         self.scenario_panel = ScenarioPanel(state=state)
@@ -131,20 +129,6 @@ class App(Viewer):
             card.objects = [self.scenario_panel.file_section()]
 
     # ------------------------------------------------------------------ wiring
-    @staticmethod
-    def _score_later(score) -> None:
-        """Run the scorecard shortly after the charts went out (only the last of a drag).
-
-        The charts and the 2035 figures reach the browser first; the scorecard (a larger
-        table whose relayout costs the browser more) follows ``SCORECARD_DELAY_MS`` later,
-        and while a slider is dragged only the latest run is scored.
-        """
-        doc = pn.state.curdoc
-        if doc is None or doc.session_context is None:
-            score()
-        else:
-            pn.state.add_periodic_callback(score, period=SCORECARD_DELAY_MS, count=1)
-
     def _show_message(self, event) -> None:
         level, text = event.new
         if not text:

@@ -13,9 +13,9 @@ through Playwright and reports:
 - a reference measured in the same run: the in-process time of one engine run of the same
   scenario (``scenarios.run.run_scenario``), and the latency as a multiple of it;
 - the server's share of a move (medians, wall time in the server thread): ``engine_run``
-  (``AppState.run``: model run and headline table), ``rerun_and_views`` (the run plus the
-  charts' and numbers' updates), ``slider_callback`` (all of that plus sending the changes
-  to the browser) and ``scorecard`` (the deferred scoring and its table).
+  (``AppState.run``: model run and headline table), ``rerun_and_views`` (the run, its
+  scorecard and the charts', numbers' and table's updates) and ``slider_callback`` (all of
+  that plus sending the changes to the browser).
 
 Bars (issue 7): median < 150 ms and p95 < 300 ms per move; page load < 3 s; 10 sessions:
 no errors, median < 500 ms, no session sees another's settings.
@@ -108,7 +108,6 @@ def instrument_server() -> dict[str, list[float]]:
         (AppState, "run", "engine_run"),
         (AppState, "recompute", "rerun_and_views"),
         (LeverPanel, "_slider_moved", "slider_callback"),
-        (AppState, "_score", "scorecard"),
     )
     for cls, method, phase in steps:
         original, times = getattr(cls, method), phases.setdefault(phase, [])

@@ -16,8 +16,18 @@ time per move was not drawing but *style recalculation*, forced 40 times per mov
 The fixes: a style sheet whose text is unchanged is not rewritten; the ``--bk-*``
 CSS-variable overrides are not looked up (this app sets none; Panel's designs set none
 either: they theme Bokeh through its Python theme); a plot's base font size is read once.
-The drawn pictures are the same. Each fix is applied only if the BokehJS internals it
-replaces are found; the names of the applied ones are in ``window.ningboBokehFixes``.
+The drawn pictures are the same.
+
+A fourth change defers work nobody sees: a plot scrolled out of view (more than
+``OFFSCREEN_MARGIN_PX`` away from the viewport, watched by an ``IntersectionObserver``)
+is not repainted when its data change; it is repainted, in full, as soon as it comes
+within that margin again. The main view is taller than a screen, so about half of its
+charts are out of view at any time; their canvases, and the page tiles that show them,
+were redrawn at every slider move. Its name is ``offscreen_plots``; the page counts the
+repaints it skipped and made up in ``window.ningboOffscreen``.
+
+Each fix is applied only if the BokehJS internals it replaces are found; the names of
+the applied ones are in ``window.ningboBokehFixes``.
 """
 
 from __future__ import annotations
@@ -25,7 +35,13 @@ from __future__ import annotations
 from bokeh.document import Document
 from bokeh.models import CustomJS
 
-FIXES: tuple[str, ...] = ("unchanged_stylesheets", "css_variable_lookups", "base_font_size")
+FIXES: tuple[str, ...] = (
+    "unchanged_stylesheets",
+    "css_variable_lookups",
+    "base_font_size",
+    "offscreen_plots",
+)
+OFFSCREEN_MARGIN_PX = 150
 
 FIX_JS = """
 if (window.ningboBokehFixes === undefined && window.Bokeh && Bokeh.require) {
@@ -62,9 +78,49 @@ if (window.ningboBokehFixes === undefined && window.Bokeh && Bokeh.require) {
     });
     return true;
   });
+  attempt("offscreen_plots", () => {
+    const proto = Bokeh.require("models/plots/plot_canvas").PlotView.prototype;
+    const repaint = proto.repaint;
+    if (typeof repaint !== "function" || typeof proto.request_paint !== "function"
+        || typeof IntersectionObserver !== "function") return false;
+    window.ningboOffscreen = {deferred: 0, caught_up: 0};  // repaints skipped / made up
+    const observer = new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        const view = entry.target.ningboPlotView;
+        if (view === undefined || view.is_destroyed) continue;
+        view._ningbo_visible = entry.isIntersecting;
+        if (entry.isIntersecting && view._ningbo_deferred) {
+          view._ningbo_deferred = false;
+          window.ningboOffscreen.caught_up += 1;
+          view.request_paint();  // everything: data, ranges and axes may all have changed
+        }
+      }
+    }, {rootMargin: "__MARGIN__px"});
+    const watch = (view) => {
+      if (view._ningbo_observed !== view.el) {  // a new view, or a new element
+        view._ningbo_observed = view.el;
+        view.el.ningboPlotView = view;
+        observer.observe(view.el);  // visible until the observer says otherwise
+      }
+    };
+    proto.repaint = function () {
+      watch(this);
+      if (this._ningbo_visible === false) {
+        this._ningbo_deferred = true;
+        window.ningboOffscreen.deferred += 1;
+        return;
+      }
+      repaint.call(this);
+    };
+    const PlotView = Bokeh.require("models/plots/plot_canvas").PlotView;
+    Bokeh.require("core/build_views").traverse_views(Bokeh.index.roots, (view) => {
+      if (view instanceof PlotView) watch(view);  // the plots already on the page
+    });
+    return true;
+  });
   window.ningboBokehFixes = applied;
 }
-"""
+""".replace("__MARGIN__", str(OFFSCREEN_MARGIN_PX))
 
 
 def install_fixes(doc: Document | None) -> bool:

@@ -211,10 +211,10 @@ class CalibrationView(Viewer):
             values = [
                 html.escape(row_label(row["indicator"], "", lang).strip()),
                 str(row["year"]),
-                format_value(row["observed"]),
-                format_value(row["model"]),
+                html.escape(format_value(row["observed"])),
+                html.escape(format_value(row["model"])),
                 f"{row['error_pct']:+.1f}%",
-                format_value(row["tolerance"]),
+                html.escape(format_value(row["tolerance"])),
                 html.escape(display_unit(row["unit"], lang)),
                 tr("yes" if row["within"] else "no", lang),
             ]

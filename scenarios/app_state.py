@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from functools import lru_cache, partial
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 
@@ -195,8 +195,6 @@ class AppState(param.Parameterized):
         self.engine = engine or best_engine()
         self._good_settings = default_settings(model_path)
         self._suspended = False
-        self._version = 0  # counts successful runs; a deferred scoring checks it
-        self.scheduler = None  # callable(fn) running fn a little later (the app sets it); None: now
         self.settings.param.watch(self._settings_changed, setting_names(model_path))
         if BASELINE_NAME not in self.scenario_files() or not self.load_scenario(BASELINE_NAME):
             self.recompute()
@@ -258,23 +256,14 @@ class AppState(param.Parameterized):
             self._error(exc)
             return False
         self._good_settings = {name: getattr(self.settings, name) for name in self._good_settings}
-        self._version += 1
-        self.results = results
-        score = partial(self._score, self._version)
-        if self.scheduler is None:
-            score()
-        else:  # charts and numbers reach the browser first; the scorecard follows
-            self.scheduler(score)
-        return True
-
-    def _score(self, version: int) -> None:
-        """Score the current run, unless a newer run has replaced it meanwhile."""
-        if version != self._version:
-            return
         try:
-            self.scorecard = compute_scorecard(self.results, self.targets)
+            card = compute_scorecard(results, self.targets)
         except USER_ERRORS as exc:
+            self.results = results
             self._error(exc)
+        else:  # one update: the views see the run and its scorecard together
+            self.param.update(results=results, scorecard=card)
+        return True
 
     def _settings_changed(self, *events) -> None:
         if not self._suspended:

@@ -23,6 +23,7 @@ from scenarios.app_settings import (
 )
 from scenarios.app_state import list_scenarios
 from scenarios.app_text import TEXTS, cluster_label, tr
+from scenarios.app_views import format_value, scorecard_cells, scorecard_html
 from scenarios.run import run_scenario
 from scenarios.schema import SCENARIO_DIR, load_scenario, scenario_parameters
 
@@ -101,12 +102,31 @@ def test_scorecard_follows_the_levers(app):
 
     app.levers.widget(RD_2025).value = 2.0
     assert not rd_met()
-    assert 'data-met="met_no"' in app.scorecard.table.object
+    assert app.scorecard.row("rd_intensity_2025")["met"] == "met_no"
     app.levers.widget(RD_2025).value = 3.0
     assert rd_met()
     row = app.scorecard.rows().set_index("id").loc["rd_intensity_2025"]
     assert row["simulated"] == pytest.approx(app.state.results.loc[2025, "rd_intensity"])
-    assert 'data-met="met_yes"' in app.scorecard.table.object
+    shown = app.scorecard.row("rd_intensity_2025")
+    assert shown["met"] == "met_yes"
+    assert shown["cells"][1] == format_value(row["simulated"])
+    assert [r["id"] for r in app.scorecard.table.shown_rows()] == list(app.scorecard.rows()["id"])
+
+
+def test_scorecard_cells_are_text_and_the_html_table_escapes_them(app):
+    card = app.state.scorecard.copy()
+    card.loc[card.index[0], "label_en"] = "R&D <b>share</b>"
+    card.loc[card.index[0], "reading"] = 'a "quoted" reading'
+    header, rows = scorecard_cells(card, "en")
+    assert len(header) == 5 and len(rows) == len(card)
+    assert rows[0]["cells"][0] == "R&D <b>share</b>"  # text: the component sets textContent
+    assert {row["met"] for row in rows} <= {"met_yes", "met_no", "met_na"}
+    markup = scorecard_html(card, "en")
+    assert "R&amp;D &lt;b&gt;share&lt;/b&gt;" in markup and "<b>" not in markup
+    assert 'title="a &quot;quoted&quot; reading"' in markup
+    assert markup.count('<tr data-met="') == len(card)
+    with_p = scorecard_html(card, "en", pd.Series({card["id"].iloc[0]: 0.25}))
+    assert "25%" in with_p and tr("col_probability", "en") in with_p
 
 
 def test_scorecard_shows_only_modelled_targets_unless_asked(app):
@@ -126,7 +146,10 @@ def test_language_switch_relabels_everything(app):
     cluster_card.collapsed = False
     assert app.levers.widget("cluster_priority_weight_auto").name == cluster_label("auto", "zh")
     assert cluster_label("petrochem", "zh") in app.charts.headers["clusters"].object
-    assert "规上工业增加值" in app.scorecard.table.object or "<table" in app.scorecard.table.object
+    zh_header = [tr(k, "zh") for k in ("col_target", "col_simulated", "col_goal", "col_unit")]
+    assert app.scorecard.table.header[:4] == zh_header
+    labels = app.scorecard.rows().set_index("id")["label_zh"]
+    assert app.scorecard.row("rd_intensity_2025")["cells"][0] == labels["rd_intensity_2025"]
     assert app.scenario_panel.reset.name == tr("reset", "zh")
     app.state.settings.language = "en"
     assert tr("chart_gross_output", "en") in app.charts.headers["gross_output"].object
@@ -348,12 +371,13 @@ def test_valid_url_values_are_applied_in_one_run(app):
 def test_browser_fixes_are_attached_once_per_document():
     from bokeh.document import Document
 
-    from scenarios.app_bokehjs import FIX_JS, FIXES, install_fixes
+    from scenarios.app_bokehjs import FIX_JS, FIXES, OFFSCREEN_MARGIN_PX, install_fixes
 
     doc = Document()
     assert install_fixes(doc) and not install_fixes(doc)
     (callback,) = doc.callbacks.js_event_callbacks["document_ready"]
     assert all(f'"{name}"' in FIX_JS for name in FIXES)
+    assert f'rootMargin: "{OFFSCREEN_MARGIN_PX}px"' in FIX_JS and "__" not in FIX_JS
     assert callback.code == FIX_JS
     assert not install_fixes(None)
 

@@ -104,7 +104,9 @@ def page(browser, server):
 
 
 def big_number(page) -> str:
-    """The text of the 2035 gross output figure."""
+    """The text of the 2035 gross output figure (waiting until it is drawn)."""
+    number = re.compile(r"^\s*[\d,]+\s*$")
+    page.locator(".big-output div").filter(has_text=number).first.wait_for(timeout=20_000)
     texts = page.locator(".big-output div").all_inner_texts()
     numbers = [t for t in texts if re.fullmatch(r"[\d,]+", t.strip())]
     assert numbers, f"no number in the 2035 output figure: {texts}"
@@ -164,6 +166,37 @@ def test_repaint_fixes_are_applied_and_moves_do_not_rewrite_styles(page):
     assert mutations[0] == 0 and mutations[1] > 0
     assert asked > 20  # every renderer's paint asks to write its position sheet ...
     assert written < asked / 2  # ... but unchanged sheets are no longer rewritten
+    assert page.errors == []
+
+
+def test_scorecard_table_is_updated_in_place(page):
+    cell = page.locator('tr[data-id="gross_output_2035"] td').nth(1)
+    cell.wait_for(timeout=20_000)
+    before = cell.inner_text()
+    # mark the table element: a rebuilt table would lose the mark
+    page.locator("table.scorecard").first.evaluate("t => { t.ningboMark = 'kept'; }")
+    page.evaluate(SET_SLIDER_JS, ["investment_growth_2021_2025", 9.5])
+    deadline = time.monotonic() + 20
+    while cell.inner_text() == before and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert cell.inner_text() != before
+    table = page.locator("table.scorecard").first
+    assert table.evaluate("t => t.isConnected && t.ningboMark") == "kept"
+    assert page.errors == []
+
+
+def test_offscreen_charts_repaint_when_scrolled_into_view(page):
+    page.set_viewport_size({"width": 1500, "height": 500})  # the lower charts out of view
+    page.wait_for_function("() => window.ningboOffscreen !== undefined", timeout=20_000)
+    counts = "() => [window.ningboOffscreen.deferred, window.ningboOffscreen.caught_up]"
+    deferred, caught_up = page.evaluate(counts)
+    before = page.evaluate(LAST_OUTPUT_JS)
+    page.evaluate(SET_SLIDER_JS, ["investment_growth_2021_2025", 9.5])
+    page.wait_for_function(f"() => ({LAST_OUTPUT_JS})() !== {before}", timeout=20_000)
+    page.wait_for_function(f"() => ({counts})()[0] > {deferred}", timeout=20_000)
+    assert page.evaluate(counts)[1] == caught_up  # nothing made up while out of view
+    page.get_by_text("Plan targets: scorecard").first.scroll_into_view_if_needed()
+    page.wait_for_function(f"() => ({counts})()[1] > {caught_up}", timeout=20_000)
     assert page.errors == []
 
 
