@@ -123,6 +123,24 @@ def figure_data(data: dict, figure: str) -> dict:
     return {column: data[column] for column in ("year", *FIGURE_COLUMNS[figure])}
 
 
+def same_data(old: Mapping, new: Mapping) -> bool:
+    """Whether two ColumnDataSource ``data`` dicts hold the same columns and values.
+
+    A source given data equal to what it has would still be sent to the browser and
+    every figure drawing it repainted; a lever that leaves a chart's series unchanged
+    (R&D intensity and the land chart, say) should cost that chart nothing.
+    """
+    if old.keys() != new.keys():
+        return False
+    for name, column in new.items():
+        before, after = np.asarray(old[name]), np.asarray(column)
+        if before.shape != after.shape or before.dtype != after.dtype:
+            return False
+        if not np.array_equal(before, after, equal_nan=after.dtype.kind == "f"):
+            return False
+    return True
+
+
 def nice_range(low: float, high: float, current: tuple[float, float] | None) -> tuple:
     """A y range for data in ``[low, high]``: the current one while it still fits well.
 
@@ -413,7 +431,9 @@ class ResultCharts(Viewer):
             if "results" in names:
                 data = chart_data(self.state.results)
                 for name, source in self.figure_sources.items():
-                    source.data = figure_data(data, name)
+                    columns = figure_data(data, name)
+                    if not same_data(source.data, columns):
+                        source.data = columns
                 results = self.state.results
                 marks = [y for y in MARK_YEARS if y in results.index]
                 values = [float(results.loc[y, "gross_output"]) for y in marks]

@@ -95,6 +95,26 @@ def test_slider_values_reach_the_model_in_model_units(app):
     assert app.state.results.loc[2025, "rd_intensity"] == pytest.approx(3.1)
 
 
+def test_same_data_compares_columns_values_and_nan():
+    from scenarios.app_charts import same_data
+
+    nan = float("nan")
+    assert same_data({"a": [1.0, nan], "b": ["x"]}, {"a": [1.0, nan], "b": ["x"]})
+    assert not same_data({"a": [1.0, 2.0]}, {"a": [1.0, 2.5]})
+    assert not same_data({"a": [1.0]}, {"a": [1.0, 1.0]})
+    assert not same_data({"a": [1.0]}, {"b": [1.0]})
+    assert not same_data({"a": [1, 2]}, {"a": [1.0, 2.0]})  # a type change is a change
+
+
+def test_unchanged_chart_series_are_not_resent(app):
+    land, output = (app.charts.figure_sources[name] for name in ("land", "gross_output"))
+    land_before, output_before = land.data, output.data
+    app.levers.widget(RD_2025).value = 3.3
+    assert land.data is land_before  # R&D intensity does not move the land series
+    assert output.data is not output_before
+    np.testing.assert_allclose(output.data["gross_output"], app.state.results["gross_output"])
+
+
 def test_scorecard_follows_the_levers(app):
     def rd_met():
         card = app.state.scorecard.set_index("id")
