@@ -21,10 +21,11 @@ The drawn pictures are the same.
 A fourth change defers work nobody sees: a plot scrolled out of view (more than
 ``OFFSCREEN_MARGIN_PX`` away from the viewport, watched by an ``IntersectionObserver``)
 is not repainted when its data change; it is repainted, in full, as soon as it comes
-within that margin again. The main view is taller than a screen, so about half of its
-charts are out of view at any time; their canvases, and the page tiles that show them,
-were redrawn at every slider move. Its name is ``offscreen_plots``; the page counts the
-repaints it skipped and made up in ``window.ningboOffscreen``.
+within that margin again. The main view is taller than a screen, so some of its charts
+are out of view at any time (two of seven in a 1400 x 1000 window); their canvases, and
+the page tiles that show them, were redrawn at every slider move. Its name is
+``offscreen_plots``; the page counts the repaints it skipped and made up in
+``window.ningboOffscreen``.
 
 Each fix is applied only if the BokehJS internals it replaces are found; the names of
 the applied ones are in ``window.ningboBokehFixes``.
@@ -79,7 +80,8 @@ if (window.ningboBokehFixes === undefined && window.Bokeh && Bokeh.require) {
     return true;
   });
   attempt("offscreen_plots", () => {
-    const proto = Bokeh.require("models/plots/plot_canvas").PlotView.prototype;
+    const PlotView = Bokeh.require("models/plots/plot_canvas").PlotView;
+    const proto = PlotView.prototype;
     const repaint = proto.repaint;
     if (typeof repaint !== "function" || typeof proto.request_paint !== "function"
         || typeof IntersectionObserver !== "function") return false;
@@ -112,7 +114,6 @@ if (window.ningboBokehFixes === undefined && window.Bokeh && Bokeh.require) {
       }
       repaint.call(this);
     };
-    const PlotView = Bokeh.require("models/plots/plot_canvas").PlotView;
     Bokeh.require("core/build_views").traverse_views(Bokeh.index.roots, (view) => {
       if (view instanceof PlotView) watch(view);  // the plots already on the page
     });

@@ -298,7 +298,8 @@ class ScorecardTable(JSComponent):
             for row in rows
         ]
         values = [[row["met"], *(row["cells"][i] for i in LIVE_COLUMNS)] for row in rows]
-        # rows first: the browser lays the table out, then fills in the values
+        # one patch; whichever of rows and values the browser applies first, laying the
+        # rows out fills in the values again, so the table ends the same
         self.param.update(header=header, rows=fixed, values=values, empty_text="")
 
     def shown_rows(self) -> list[dict]:
