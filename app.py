@@ -69,8 +69,13 @@ class App(Viewer):
         self.scorecard = ScorecardView(state=state)
         self.sidebar_cards = {
             "levers": pn.pane.Markdown("", margin=(10, 10, 0, 10)),
-            "files": pn.Card(collapsed=True),  # filled when first opened (lighter page load)
-            "compare": pn.Card(self.scenario_panel.compare_section(), collapsed=False),
+            # filled when first opened (lighter page load)
+            "files": pn.Card(collapsed=True, sizing_mode="stretch_width"),
+            "compare": pn.Card(
+                self.scenario_panel.compare_section(),
+                collapsed=False,
+                sizing_mode="stretch_width",
+            ),
         }
         self.section = pn.widgets.RadioButtonGroup(
             options={key: key for key in SECTIONS},

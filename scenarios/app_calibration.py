@@ -18,7 +18,7 @@ from bokeh.models import ColumnDataSource, FactorRange, Span, Whisker
 from bokeh.plotting import figure
 from panel.viewable import Viewer
 
-from scenarios.app_charts import CURRENT_COLOUR, make_figure
+from scenarios.app_charts import CURRENT_COLOUR, fit_y_range, make_figure
 from scenarios.app_state import USER_ERRORS, AppState
 from scenarios.app_text import display_unit, tr
 from scenarios.app_views import format_value
@@ -65,8 +65,13 @@ def comparison_table(results: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns ``id, indicator, year, observed, model, error, error_pct, tolerance,
-        tolerance_pct, within, unit, status``.
+        tolerance_pct, within, unit, status`` (``fitted``, ``secondary`` or ``not fitted``,
+        see :class:`calibration.observations.ObservationTerm`), ``source`` (the plan's
+        section or table) and ``quote`` (the plan's Chinese text).
     """
+    from calibration.data import load_observations
+
+    cited = load_observations().set_index("id")
     rows = []
     for term in level_terms():
         model = float(results.loc[term.year, term.column]) * term.scale
@@ -86,6 +91,8 @@ def comparison_table(results: pd.DataFrame) -> pd.DataFrame:
                 "within": bool(abs(error) <= term.tolerance),
                 "unit": term.unit,
                 "status": term.status,
+                "source": str(cited.loc[term.id, "source"]),
+                "quote": str(cited.loc[term.id, "quote"]),
             }
         )
     return pd.DataFrame(rows)
@@ -173,6 +180,13 @@ class CalibrationView(Viewer):
             "low": (rows["observed"] - rows["tolerance"]).tolist(),
             "high": (rows["observed"] + rows["tolerance"]).tolist(),
         }
+        fit_y_range(
+            self.series.y_range,
+            self.series_model.data["value"],
+            self.series_data.data["low"],
+            self.series_data.data["high"],
+            keep=False,  # another indicator: its own scale
+        )
         self.series.title.text = row_label(indicator, "", self.state.language).strip()
 
     def _relabel(self, *events) -> None:
@@ -203,7 +217,7 @@ class CalibrationView(Viewer):
 
     def _table_html(self, lang: str) -> str:
         head = ["col_target", "col_year", "col_observed", "col_model", "col_error"]
-        head += ["col_tolerance", "col_unit", "col_within"]
+        head += ["col_tolerance", "col_unit", "col_within", "col_source", "col_use"]
         cells = "".join(f"<th>{html.escape(tr(k, lang))}</th>" for k in head)
         rows = []
         for _, row in self.table_data.iterrows():
@@ -217,6 +231,9 @@ class CalibrationView(Viewer):
                 html.escape(format_value(row["tolerance"])),
                 html.escape(display_unit(row["unit"], lang)),
                 tr("yes" if row["within"] else "no", lang),
+                f'<span title="{html.escape(row["quote"], quote=True)}">'
+                f"{html.escape(row['source'])}</span>",
+                html.escape(tr(f"use_{row['status']}", lang)),
             ]
             tds = "".join(f"<td>{v}</td>" for v in values)
             rows.append(f'<tr style="background:{colour}">{tds}</tr>')

@@ -66,6 +66,7 @@ LINE_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 CLUSTER_COLUMNS: tuple[str, ...] = tuple(f"gross_output_{c}" for c in CLUSTERS)
 FIGURE_HEIGHT = 270
+AXIS_FORMAT = "0,0.[00]"  # thousands separators; decimals only where the ticks need them
 FIGURE_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "gross_output": ("gross_output",),
@@ -162,11 +163,38 @@ def nice_range(low: float, high: float, current: tuple[float, float] | None) -> 
     return float(np.floor(lo / step) * step), float(np.ceil(hi / step) * step)
 
 
+def fit_y_range(axis_range: Range1d, *series, keep: bool = True) -> None:
+    """Set a fixed y range so that it shows every finite value of ``series``.
+
+    Parameters
+    ----------
+    axis_range : bokeh.models.Range1d
+        The range to set (changed only if its ends move).
+    *series : array-like
+        The values the figure draws against this range.
+    keep : bool
+        Keep the current range while the values still fill it well (:func:`nice_range`);
+        False for a figure that now shows a different quantity.
+    """
+    arrays = [np.asarray(s, dtype=float).ravel() for s in series]
+    values = np.concatenate(arrays) if arrays else np.empty(0)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return
+    fitted = axis_range.end > axis_range.start
+    current = (axis_range.start, axis_range.end) if keep and fitted else None
+    start, end = nice_range(float(values.min()), float(values.max()), current)
+    if (start, end) != (axis_range.start, axis_range.end):
+        axis_range.update(start=start, end=end)
+
+
 def make_figure(**options) -> figure:
     """A plain Bokeh time-axis figure (2015-2035) in the app's style, without toolbar.
 
     For the secondary tabs (uncertainty, calibration); the main view's charts are hvplot
-    charts (:mod:`scenarios.app_hvplot`).
+    charts (:mod:`scenarios.app_hvplot`). The y range is fixed (a data-driven range makes
+    the browser re-lay the page out at every update): the caller fits it to what it draws
+    with :func:`fit_y_range`.
     """
     options.setdefault("y_range", Range1d(0, 1))
     options.setdefault("title", None)
@@ -179,7 +207,7 @@ def make_figure(**options) -> figure:
         **options,
     )
     fig.xaxis.ticker = FixedTicker(ticks=list(range(2015, 2036, 5)))
-    fig.yaxis.formatter = NumeralTickFormatter(format="0,0")
+    fig.yaxis.formatter = NumeralTickFormatter(format=AXIS_FORMAT)
     if fig.title is not None:
         fig.title.text_font_size = "13px"
     fig.min_border_left = 60
@@ -471,20 +499,8 @@ class ResultCharts(Viewer):
             "innovation": [r["rd_intensity"] for r in runs],
         }
         for name, series in extent.items():
-            values = np.concatenate([np.asarray(s, dtype=float) for s in series])
-            self._set_range(self.figures[name].y_range, values)
-        self._set_range(self.patents_range, current["effective_patents"])
-
-    @staticmethod
-    def _set_range(axis_range: Range1d, values) -> None:
-        values = np.asarray(values, dtype=float)
-        values = values[np.isfinite(values)]
-        if not values.size:
-            return
-        current = (axis_range.start, axis_range.end) if axis_range.end > axis_range.start else None
-        start, end = nice_range(float(values.min()), float(values.max()), current)
-        if (start, end) != (axis_range.start, axis_range.end):
-            axis_range.update(start=start, end=end)
+            fit_y_range(self.figures[name].y_range, *series)
+        fit_y_range(self.patents_range, current["effective_patents"])
 
     def shown_keys(self, name: str) -> list[Key]:
         """The legend entries of a figure that are shown now."""

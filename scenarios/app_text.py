@@ -119,6 +119,11 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "col_error": ("Error", "误差"),
     "col_tolerance": ("Tolerance", "容差"),
     "col_within": ("Within tolerance?", "是否在容差内"),
+    "col_source": ("Plan source", "规划出处"),
+    "col_use": ("In the fit", "是否参与拟合"),
+    "use_fitted": ("fitted", "参与拟合"),
+    "use_secondary": ("check only (another citation)", "仅核对（另一处引用）"),
+    "use_not fitted": ("not fitted", "未参与拟合"),
     "no_data": ("No data file yet: {path}", "尚无数据文件：{path}"),
     # structure
     "structure_intro": (

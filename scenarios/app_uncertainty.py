@@ -21,7 +21,7 @@ from bokeh.core.properties import value as fixed_value
 from bokeh.models import ColumnDataSource, Legend, LegendItem, NumeralTickFormatter
 from panel.viewable import Viewer
 
-from scenarios.app_charts import column_label, column_unit, make_figure
+from scenarios.app_charts import column_label, column_unit, fit_y_range, make_figure
 from scenarios.app_state import USER_ERRORS, AppState
 from scenarios.app_text import tr
 from scenarios.app_views import scorecard_html
@@ -234,14 +234,24 @@ class UncertaintyView(Viewer):
         with pn.io.hold():
             for name, source in self.sources.items():
                 source.data = fan_data(outcome.fans.get(name))
+            self._rescale()
             self.progress.value = 100
             self._relabel()
 
     def _current_changed(self, *events) -> None:
         results = self.state.results
         years = results.index.to_numpy(dtype=float).tolist()
-        for name, source in self.current.items():
-            source.data = {"year": years, "value": results[name].to_numpy(dtype=float).tolist()}
+        with pn.io.hold():
+            for name, source in self.current.items():
+                values = results[name].to_numpy(dtype=float).tolist()
+                source.data = {"year": years, "value": values}
+            self._rescale()
+
+    def _rescale(self) -> None:
+        """Fit each fan chart's y axis to its 5-95 % band and the current run's line."""
+        for name, figure in self.figures.items():
+            fan, line = self.sources[name].data, self.current[name].data
+            fit_y_range(figure.y_range, fan["q05"], fan["q95"], line["value"])
 
     def _relabel(self, *events) -> None:
         lang = self.state.language

@@ -53,6 +53,47 @@ def baseline(warm_engine):
     return run_scenario("baseline")
 
 
+def out_of_view(fig) -> list[str]:
+    """What a figure draws outside its fixed x/y ranges: glyph columns and horizontal spans.
+
+    A glyph's column (``y``, ``y1``, ``y2``, ``x`` ...) counts when it names a column of
+    the renderer's ColumnDataSource; ranges that Bokeh fits itself (not ``Range1d``) are
+    not checked.
+    """
+    from bokeh.models import ColumnDataSource, GlyphRenderer, Range1d, Span
+
+    def outside(values, axis_range) -> bool:
+        values = np.asarray(values, dtype=float)
+        values = values[np.isfinite(values)]
+        if not values.size or not isinstance(axis_range, Range1d):
+            return False
+        return bool(values.min() < axis_range.start or values.max() > axis_range.end)
+
+    problems = []
+    for renderer in fig.renderers:
+        if not isinstance(renderer, GlyphRenderer):
+            continue
+        source = renderer.data_source
+        if not isinstance(source, ColumnDataSource):
+            continue
+        y_range = (
+            fig.y_range
+            if renderer.y_range_name == "default"
+            else fig.extra_y_ranges[renderer.y_range_name]
+        )
+        for prop, axis_range in (("x", fig.x_range), ("y", y_range)):
+            for name in (prop, f"{prop}0", f"{prop}1", f"{prop}2"):
+                column = getattr(renderer.glyph, name, None)
+                if isinstance(column, str) and column in source.data:
+                    if outside(source.data[column], axis_range):
+                        problems.append(f"{type(renderer.glyph).__name__}.{name}={column}")
+    for span in fig.center:
+        if isinstance(span, Span) and span.dimension == "width":
+            if outside([span.location], fig.y_range):
+                problems.append(f"span at {span.location}")
+    return problems
+
+
 def test_app_starts_on_the_baseline(app, baseline):
     state = app.state
     assert state.scenario_name == "baseline"
@@ -496,6 +537,9 @@ def test_uncertainty_section_matches_the_project_monte_carlo(app):
     assert outcome.fans["gross_output"].loc[2035, "q95"] == pytest.approx(quantiles["q95"])
     again = view.run(n_samples=120, seed=3)
     pd.testing.assert_frame_equal(again.fans["gross_output"], outcome.fans["gross_output"])
+    for name, fig in view.figures.items():  # the bands and the current line are in view
+        assert view.sources[name].data["q95"], name
+        assert out_of_view(fig) == [], name
     assert "P(met)" in view.table.object
     app.levers.widget(RD_2025).value = 3.2
     assert "levers have moved" in view.status.object
@@ -515,10 +559,35 @@ def test_calibration_section_compares_the_baseline_with_the_data(app, baseline):
         table["within"] == ((table["model"] - table["observed"]).abs() <= table["tolerance"])
     ).all()
     assert set(table["year"]) <= set(range(2015, 2021))
+    # the same figure cited in two places of the plan shows as two rows, each with its source
+    assert (table["source"] == observations.loc[table.index, "source"]).all()
+    assert table.loc["rd_intensity_2020_t11", "source"] == "表1-1"
+    assert {"fitted", "secondary"} <= set(table["status"])
+    assert "表1-1" in view.table.object and "check only" in view.table.object
+    for indicator in view.indicator.options.values():  # each series is drawn in view
+        view.indicator.value = indicator
+        assert view.series_model.data["value"] and view.series_data.data["value"]
+        assert out_of_view(view.series) == [], indicator
     english = list(view.overview.y_range.factors)
     app.state.settings.language = "zh"
     assert list(view.overview.y_range.factors) != english
     assert len(view.dots.data["label"]) == len(table)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {INVESTMENT: 16.0, RD_2025: 4.5}, {INVESTMENT: -3.0}],
+    ids=["baseline", "high", "low"],
+)
+def test_every_chart_draws_its_runs_in_view(app, settings):
+    assert app.state.apply_settings(settings)
+    app.state.pin()
+    app.state.set_compare("energy_tight")
+    app.show_section("uncertainty")
+    app.views["uncertainty"].run(n_samples=60, seed=1)
+    figures = {**app.charts.figures, **app.views["uncertainty"].figures}
+    for name, fig in figures.items():
+        assert out_of_view(fig) == [], name
 
 
 def test_structure_section_is_generated_from_the_model_file(app, repo):

@@ -311,3 +311,30 @@ def test_python_app_py_serves_the_app(browser, tmp_path, repo):
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+FAN_RANGES_JS = """() => {
+  const out = [];
+  for (const model of Bokeh.documents[0].all_models) {
+    if (model.type !== 'Figure' && model.type !== 'figure') continue;
+    for (const renderer of model.renderers) {
+      const data = renderer.data_source && renderer.data_source.data;
+      if (!data || !data.q95 || data.q95.length === 0) continue;
+      const q05 = [...data.q05], q95 = [...data.q95];
+      out.push({start: model.y_range.start, end: model.y_range.end,
+                low: Math.min(...q05), high: Math.max(...q95)});
+    }
+  }
+  return out;
+}"""
+
+
+def test_monte_carlo_fans_are_drawn_in_view(page):
+    page.get_by_role("button", name="Uncertainty").click()
+    page.get_by_role("button", name="Run Monte Carlo").click()
+    page.get_by_text(re.compile(r"1000 samples in")).first.wait_for(timeout=60_000)
+    page.wait_for_function(f"() => ({FAN_RANGES_JS})().length >= 8", timeout=20_000)
+    bands = page.evaluate(FAN_RANGES_JS)
+    for band in bands:  # every band (5-95 % and 25-75 %) lies inside its figure's y axis
+        assert band["start"] <= band["low"] < band["high"] <= band["end"], band
+    assert page.errors == []
