@@ -134,7 +134,10 @@ class LeverPanel(Viewer):
         self.sliders[control.name] = slider
         items = [slider]
         if control.plan_target is not None:
-            self.markers[control.name] = pn.pane.HTML("", margin=0, height=14)
+            # as wide as the slider and its margins, so that the mark's left % is on the track
+            self.markers[control.name] = pn.pane.HTML(
+                "", margin=0, height=14, width=SLIDER_WIDTH + 20
+            )
             items.append(self.markers[control.name])
         if control.shape_name is not None:
             toggle = pn.widgets.RadioButtonGroup(
@@ -193,7 +196,12 @@ class LeverPanel(Viewer):
                 for c in controls
                 if c.lever.kind != "cluster"
             )
-            note = f"<br><small>{tr('default', lang)} {defaults}</small>" if defaults else ""
+            spans = "; ".join(
+                f"{a:g} – {b:g}" for a, b in sorted({(c.start, c.end) for c in controls})
+            )
+            parts = [f"{tr('default', lang)} {defaults}"] if defaults else []
+            parts.append(f"{tr('range', lang)} {spans}")
+            note = f"<br><small>{html.escape(' · '.join(parts))}</small>"
             header.object = (
                 f'<b title="{html.escape(lever.documentation, quote=True)}">'
                 f"{html.escape(pick(lever.label, lang))}</b> "

@@ -36,6 +36,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "ramp": ("ramp", "渐变"),
     "plan_target": ("plan", "规划目标"),
     "default": ("default", "默认值"),
+    "range": ("range", "范围"),
     "to_plan": ("Set to plan target", "设为规划目标"),
     "family_investment": ("Investment", "投资"),
     "family_innovation": ("Innovation: R&D and talent", "创新：研发与人才"),

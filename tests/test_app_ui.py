@@ -338,3 +338,17 @@ def test_monte_carlo_fans_are_drawn_in_view(page):
     for band in bands:  # every band (5-95 % and 25-75 %) lies inside its figure's y axis
         assert band["start"] <= band["low"] < band["high"] <= band["end"], band
     assert page.errors == []
+
+
+def test_plan_target_mark_sits_under_the_slider_at_that_value(page):
+    from scenarios.app_settings import lever_controls
+
+    control = next(c for c in lever_controls() if c.name == "investment_growth_2021_2025")
+    page.evaluate(SET_SLIDER_JS, [control.name, control.plan_target])
+    page.get_by_text(f"2021-2025: {control.plan_target:g}").first.wait_for(timeout=20_000)
+    mark = page.locator(".plan-target").first.bounding_box()
+    handle = page.locator(".noUi-handle").first.bounding_box()  # the first lever's slider
+    arrow_x = mark["x"] + 5  # the mark is shifted left by 5 px so that its ▲ is at `left`
+    assert abs(arrow_x - (handle["x"] + handle["width"] / 2)) < 8, (mark, handle)
+    range_text = f"range {control.start:g} – {control.end:g}"  # the lever's header
+    assert page.get_by_text(range_text).first.is_visible()
