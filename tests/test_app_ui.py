@@ -344,10 +344,13 @@ def test_plan_target_mark_sits_under_the_slider_at_that_value(page):
     from scenarios.app_settings import lever_controls
 
     control = next(c for c in lever_controls() if c.name == "investment_growth_2021_2025")
+    handle = page.locator(".noUi-handle >> visible=true").first  # the first lever's slider
+    mark = page.locator(".plan-target >> visible=true").first
+    handle.wait_for(timeout=20_000)  # drawn: the page's data can arrive before its widgets
+    mark.wait_for(timeout=20_000)
     page.evaluate(SET_SLIDER_JS, [control.name, control.plan_target])
     page.get_by_text(f"2021-2025: {control.plan_target:g}").first.wait_for(timeout=20_000)
-    mark = page.locator(".plan-target").first.bounding_box()
-    handle = page.locator(".noUi-handle").first.bounding_box()  # the first lever's slider
+    mark, handle = mark.bounding_box(), handle.bounding_box()
     arrow_x = mark["x"] + 5  # the mark is shifted left by 5 px so that its ▲ is at `left`
     assert abs(arrow_x - (handle["x"] + handle["width"] / 2)) < 8, (mark, handle)
     range_text = f"range {control.start:g} – {control.end:g}"  # the lever's header
