@@ -29,6 +29,7 @@ SIDEBAR_WIDTH = 390
 HEADER_COLOUR = "#1f5fa8"
 SECTIONS: tuple[str, ...] = ("results", "uncertainty", "calibration", "structure")
 URL_DELAY_MS = 1000  # the URL is written once the settings rest this long
+URL_SCENARIO_KEYS: tuple[str, ...] = ("scenario", "compare")  # URL keys naming scenarios
 NOTIFICATION_MS = {"error": 10000, "success": 4000, "info": 2500}
 
 
@@ -171,22 +172,53 @@ class App(Viewer):
             return
         self._location = location
         query = location.query_params
+        self.apply_url_scenarios({key: query[key] for key in URL_SCENARIO_KEYS if key in query})
         values = {name: query[name] for name in self._url_names() if name in query}
         if values:
             self.apply_url_values(values)
         self._write_url()
         self.state.settings.param.watch(self._url_later, self._url_names())
+        self.state.param.watch(self._url_later, ["scenario_name", "compare_name"])
 
     def _url_names(self) -> list[str]:
         return [*setting_names(self.state.model_path), "language"]
 
     def url_query(self) -> dict[str, str]:
-        """The settings as URL query values (the way Panel's ``Location.sync`` writes them)."""
-        settings, query = self.state.settings, {}
+        """The view as URL query values (the way Panel's ``Location.sync`` writes them).
+
+        The scenario the settings start from (``scenario``) and the compared one
+        (``compare``, empty for none), then every lever setting and the language.
+        """
+        settings = self.state.settings
+        query = {"scenario": self.state.scenario_name, "compare": self.state.compare_name}
         for name in self._url_names():
             value = settings.param[name].serialize(getattr(settings, name))
             query[name] = value if isinstance(value, str) else json.dumps(value)
         return query
+
+    def apply_url_scenarios(self, names: dict) -> None:
+        """Load the scenario and the compared scenario a shared URL names.
+
+        Called before the URL's lever values are applied, so that the view starts from
+        the same scenario (its title, targets and parameters no slider covers) and then
+        takes the shared settings. A name that is not one of the picker's scenarios is
+        reported and ignored.
+        """
+        files = self.state.scenario_files()
+        rejected = []
+        for key, name in names.items():
+            name = "" if name is None else str(name)
+            if not name:
+                continue
+            if name not in files:
+                rejected.append(f"{key}={name!r}")
+            elif key == "scenario" and name != self.state.scenario_name:
+                self.state.load_scenario(name)
+            elif key == "compare" and name != self.state.compare_name:
+                self.state.set_compare(name)
+        if rejected:
+            allowed = ", ".join(files)
+            self.state.notify("error", f"URL: ignored {', '.join(rejected)} (allowed: {allowed})")
 
     def _write_url(self) -> None:
         self._url_due = None

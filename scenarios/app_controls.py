@@ -254,6 +254,7 @@ class ScenarioPanel(Viewer):
         self.compare.param.watch(self._compare_picked, "value")
         state.settings.param.watch(self._relabel, ["language"])
         state.param.watch(self._scenario_loaded, ["scenario_name"])
+        state.param.watch(self._compare_set, ["compare_name"])
         self._relabel()
 
     # ------------------------------------------------------------------ options
@@ -294,6 +295,10 @@ class ScenarioPanel(Viewer):
     def _scenario_loaded(self, event) -> None:
         if self.picker.value != event.new and event.new in self.picker.options.values():
             self.picker.value = event.new
+
+    def _compare_set(self, event) -> None:
+        if self.compare.value != event.new and event.new in self.compare.options.values():
+            self.compare.value = event.new
 
     def _reset(self) -> None:
         self.state.reset()

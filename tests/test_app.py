@@ -414,12 +414,34 @@ def test_url_query_round_trips_the_settings(app):
 
     from panel.util import parse_query
 
+    assert app.state.load_scenario("rd_push") and app.state.set_compare("plan_2025")
     app.state.settings.param.update(**{RD_2025: 3.3, "language": "zh"})
     query = parse_query("?" + urlencode(app.url_query()))
+    assert (query.pop("scenario"), query.pop("compare")) == ("rd_push", "plan_2025")
     other = settings_class()()
     other.param.update(**query)
     assert other.rd_intensity_2021_2025 == 3.3 and other.language == "zh"
     assert query == {name: getattr(app.state.settings, name) for name in query}
+
+
+def test_url_scenarios_are_loaded_before_the_url_settings(app, warm_engine):
+    app.apply_url_scenarios({"scenario": "energy_tight", "compare": "plan_2025"})
+    state = app.state
+    assert (state.scenario_name, state.compare_name) == ("energy_tight", "plan_2025")
+    pd.testing.assert_frame_equal(state.results, run_scenario("energy_tight"))
+    pd.testing.assert_frame_equal(state.compare, run_scenario("plan_2025"))
+    assert app.scenario_panel.picker.value == "energy_tight"
+    assert app.scenario_panel.compare.value == "plan_2025"
+    assert app.charts.sources["compare"].data["gross_output"]  # the overlay is drawn
+    results = state.results
+    app.apply_url_scenarios({"scenario": "../etc/passwd", "compare": "nope"})
+    level, text = state.message
+    assert level == "error" and "scenario='../etc/passwd'" in text and "compare='nope'" in text
+    assert "allowed: baseline" in text
+    assert (state.scenario_name, state.compare_name) == ("energy_tight", "plan_2025")
+    assert state.results is results  # nothing rerun, the last good view kept
+    app.apply_url_scenarios({"compare": ""})  # empty: nothing to compare, nothing to report
+    assert state.compare_name == "plan_2025"
 
 
 def test_valid_url_values_are_applied_in_one_run(app):

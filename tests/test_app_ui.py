@@ -99,6 +99,9 @@ def page(browser, server):
     tab.on("pageerror", lambda exc: tab.errors.append(str(exc)))
     tab.goto(server, wait_until="load")
     tab.wait_for_function(READY_JS, timeout=LOAD_TIMEOUT_MS)
+    # the run's data can be in the page before the widgets are drawn: wait for both columns
+    tab.get_by_text("Policy levers").first.wait_for(timeout=LOAD_TIMEOUT_MS)
+    tab.get_by_text("Plan targets: scorecard").first.wait_for(timeout=LOAD_TIMEOUT_MS)
     yield tab
     context.close()
 
@@ -263,6 +266,36 @@ def test_url_carries_the_settings(page, server):
     shared.wait_for_function(READY_JS, timeout=LOAD_TIMEOUT_MS)
     shared.get_by_text("Innovation: R&D and talent").first.click()
     shared.get_by_text("2021-2025: 3.3").first.wait_for(timeout=20_000)
+    shared.close()
+
+
+def test_url_carries_the_scenario_and_the_compared_one(page):
+    from scenarios.app_state import scenario_title
+    from scenarios.schema import SCENARIO_DIR
+
+    label = scenario_title(SCENARIO_DIR / "land_tight.yaml", "en")
+    compared = scenario_title(SCENARIO_DIR / "plan_2025.yaml", "en")
+    page.locator("select").first.select_option(label=label)
+    page.locator("select").nth(1).select_option(label=compared)
+    page.wait_for_function(
+        "() => window.location.search.includes('scenario=land_tight')"
+        " && window.location.search.includes('compare=plan_2025')",
+        timeout=20_000,
+    )
+    expected = page.evaluate(LAST_OUTPUT_JS)
+    shared, errors = page.context.new_page(), []
+    shared.on("pageerror", lambda exc: errors.append(str(exc)))
+    shared.goto(page.url, wait_until="load")
+    shared.wait_for_function(READY_JS, timeout=LOAD_TIMEOUT_MS)
+    shared.wait_for_function(
+        "() => { const cds = Bokeh.documents[0].get_model_by_name('compared-run');"
+        " return cds !== null && cds.data.gross_output.length > 0; }",
+        timeout=20_000,
+    )
+    assert shared.evaluate(LAST_OUTPUT_JS) == expected
+    picked = shared.locator("select").first.evaluate("s => s.options[s.selectedIndex].text")
+    assert picked == label
+    assert errors == []
     shared.close()
 
 
