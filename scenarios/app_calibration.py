@@ -25,6 +25,7 @@ from scenarios.app_views import format_value
 
 CALIBRATION_YEARS = range(2015, 2021)
 WITHIN_COLOUR, OUTSIDE_COLOUR = "#2e7d32", "#c0392b"
+USE_TEXTS = {"fitted": "use_fitted", "secondary": "use_secondary", "not fitted": "use_not_fitted"}
 
 
 @lru_cache(maxsize=1)
@@ -233,7 +234,7 @@ class CalibrationView(Viewer):
                 tr("yes" if row["within"] else "no", lang),
                 f'<span title="{html.escape(row["quote"], quote=True)}">'
                 f"{html.escape(row['source'])}</span>",
-                html.escape(tr(f"use_{row['status']}", lang)),
+                html.escape(tr(USE_TEXTS[row["status"]], lang)),
             ]
             tds = "".join(f"<td>{v}</td>" for v in values)
             rows.append(f'<tr style="background:{colour}">{tds}</tr>')

@@ -124,7 +124,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "col_use": ("In the fit", "是否参与拟合"),
     "use_fitted": ("fitted", "参与拟合"),
     "use_secondary": ("check only (another citation)", "仅核对（另一处引用）"),
-    "use_not fitted": ("not fitted", "未参与拟合"),
+    "use_not_fitted": ("not fitted", "未参与拟合"),
     "no_data": ("No data file yet: {path}", "尚无数据文件：{path}"),
     # structure
     "structure_intro": (
