@@ -6,10 +6,16 @@ the model file (:mod:`model.structure`, PySD's parser); flows are the variables 
 Sectors are the model file's groups (``.Capital``, ``.Land``...). The layout is a seeded
 force-directed layout in numpy (no graphviz): each sector is laid out on its own and the
 sectors are placed on a grid, so that they stay readable.
+
+Tracing a variable (picked from a list or clicked in the graph) is Vensim's causes and uses
+trees one level deep: its inputs are drawn in blue, the variables it feeds in red, the rest
+is faded, the plot zooms to that neighbourhood, and its equation, units and documentation
+are shown above the graph.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +26,15 @@ from types import MappingProxyType
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import Arrow, ColumnDataSource, HoverTool, LabelSet, NormalHead, VeeHead
+from bokeh.models import (
+    Arrow,
+    ColumnDataSource,
+    HoverTool,
+    LabelSet,
+    NormalHead,
+    TapTool,
+    VeeHead,
+)
 from bokeh.plotting import figure
 from panel.viewable import Viewer
 
@@ -48,6 +62,9 @@ SECTOR_LABELS = {
     "Control": "仿真控制",
 }
 EQUATION_CHARS = 240
+TRACE_COLOURS = {"causes": "#1f5fa8", "uses": "#c0392b"}  # arrows into / out of the variable
+FADED_ALPHA = 0.12  # what is outside a traced variable's neighbourhood
+ZOOM_MARGIN = 2.5  # layout units round a traced neighbourhood (nodes are about 1 apart)
 
 
 @dataclass(frozen=True)
@@ -180,6 +197,17 @@ def model_graph(model_path: str | Path = MODEL_PATH) -> ModelGraph:
     return _graph(str(path), path.stat().st_mtime)
 
 
+def neighbourhood(graph: ModelGraph, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The variables ``name`` depends on (its causes) and those that use it, each sorted.
+
+    Vensim's "causes" and "uses" trees one level deep: the first tuple holds the sources
+    of the edges into ``name``, the second the targets of the edges out of it.
+    """
+    causes = sorted({a for a, b, _ in graph.edges if b == name})
+    uses = sorted({b for a, b, _ in graph.edges if a == name})
+    return tuple(causes), tuple(uses)
+
+
 def force_layout(n: int, pairs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Fruchterman-Reingold positions of ``n`` nodes joined by ``pairs``, centred, unit spacing.
 
@@ -281,11 +309,20 @@ class StructureView(Viewer):
         self.intro = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.constants = pn.widgets.Checkbox(value=False)
         self.constants.param.watch(self._redraw, "value")
+        self.trace = pn.widgets.Select(width=360)
+        self.trace.param.watch(self._redraw, "value")
+        self.details = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10))
         self.node_source = ColumnDataSource()
         self.link_source = ColumnDataSource()
         self.flow_source = ColumnDataSource()
         self.sector_source = ColumnDataSource()
+        self.trace_sources = {
+            kind: ColumnDataSource(name=f"trace-{kind}") for kind in TRACE_COLOURS
+        }
+        self.frame_source = ColumnDataSource({"x": [], "y": []})
+        self.arrows: dict[str, Arrow] = {}
         self.figure = self._figure()
+        self.node_source.selected.on_change("indices", self._tapped)
         self.state.settings.param.watch(self._redraw, ["language"])
         self._redraw()
 
@@ -299,24 +336,32 @@ class StructureView(Viewer):
         )
         fig.axis.visible = False
         fig.grid.visible = False
-        fig.add_layout(
-            Arrow(
-                source=self.link_source, x_start="x0", y_start="y0", x_end="x1", y_end="y1",
-                line_color="#aaaaaa", line_alpha=0.35, line_width=1,
-                end=VeeHead(size=6, line_color="#aaaaaa", line_alpha=0.5),
-            )
+        self.arrows["link"] = Arrow(
+            source=self.link_source, x_start="x0", y_start="y0", x_end="x1", y_end="y1",
+            line_color="#aaaaaa", line_alpha=0.35, line_width=1,
+            end=VeeHead(size=6, line_color="#aaaaaa", line_alpha=0.5),
         )  # fmt: skip
-        fig.add_layout(
-            Arrow(
-                source=self.flow_source, x_start="x0", y_start="y0", x_end="x1", y_end="y1",
-                line_color="#e08214", line_width=3.5,
-                end=NormalHead(size=10, fill_color="#e08214", line_color="#e08214"),
-            )
+        self.arrows["flow"] = Arrow(
+            source=self.flow_source, x_start="x0", y_start="y0", x_end="x1", y_end="y1",
+            line_color="#e08214", line_width=3.5,
+            end=NormalHead(size=10, fill_color="#e08214", line_color="#e08214"),
         )  # fmt: skip
+        for kind, colour in TRACE_COLOURS.items():  # a traced variable's causes and uses
+            self.arrows[kind] = Arrow(
+                source=self.trace_sources[kind], x_start="x0", y_start="y0", x_end="x1",
+                y_end="y1", line_color=colour, line_width=2.5,
+                end=VeeHead(size=9, line_color=colour, fill_color=colour),
+            )  # fmt: skip
+        for arrow in self.arrows.values():
+            fig.add_layout(arrow)
         nodes = fig.scatter(
             "x", "y", source=self.node_source, marker="marker", size="size", color="colour",
-            line_color="#ffffff", alpha=0.95,
+            line_color="#ffffff", alpha="alpha",
         )  # fmt: skip
+        nodes.nonselection_glyph = nodes.glyph  # a click traces; it does not dim the others
+        # an invisible frame round a traced variable's neighbourhood: the plot zooms to it
+        self.frame = fig.scatter("x", "y", source=self.frame_source, size=1, alpha=0)
+        fig.add_tools(TapTool(renderers=[nodes]))
         fig.add_layout(
             LabelSet(
                 x="x", y="y", text="label", source=self.node_source, text_font_size="10px",
@@ -352,7 +397,14 @@ class StructureView(Viewer):
         layout = graph_layout(self.state.model_path, self.constants.value)
         nodes = [n for n in graph.nodes if n.name in layout]
         styles = [KIND_STYLE[n.kind] for n in nodes]
+        focus = self._trace_options(nodes, lang)
+        causes, uses = neighbourhood(graph, focus) if focus else ((), ())
+        near = {focus, *causes, *uses} & set(layout) if focus else set()
         labelled = {"stock", "flow"}
+
+        def label(node: Node) -> str:
+            shown = node.name in near if focus else node.kind in labelled
+            return node.name if shown else ""
 
         def sector_label(sector: str) -> str:
             return SECTOR_LABELS.get(sector, sector) if lang == "zh" else sector
@@ -362,7 +414,8 @@ class StructureView(Viewer):
                 "x": [layout[n.name][0] for n in nodes],
                 "y": [layout[n.name][1] for n in nodes],
                 "name": [n.name for n in nodes],
-                "label": [n.name if n.kind in labelled else "" for n in nodes],
+                "label": [label(n) for n in nodes],
+                "alpha": [0.95 if not focus or n.name in near else FADED_ALPHA for n in nodes],
                 "kind_label": [tr(n.kind, lang) for n in nodes],
                 "sector_label": [sector_label(n.sector) for n in nodes],
                 "units": [n.units for n in nodes],
@@ -382,6 +435,24 @@ class StructureView(Viewer):
                     for key, value in zip(("x0", "y0", "x1", "y1"), (x0, y0, x1, y1), strict=True):
                         data[key].append(value)
                 source.data = data
+            for kind, ends in (
+                ("causes", [(c, focus) for c in causes]),
+                ("uses", [(focus, u) for u in uses]),
+            ):
+                data = {"x0": [], "y0": [], "x1": [], "y1": []}
+                for a, b in ends:
+                    if a in layout and b in layout:
+                        (x0, y0), (x1, y1) = layout[a], layout[b]
+                        x1, y1 = _shorten(x0, y0, x1, y1, 0.3)
+                        for key, value in zip(data, (x0, y0, x1, y1), strict=True):
+                            data[key].append(value)
+                self.trace_sources[kind].data = data
+            for kind, alpha in (("link", 0.35), ("flow", 1.0)):
+                arrow = self.arrows[kind]
+                alpha = FADED_ALPHA if focus else alpha
+                arrow.line_alpha = arrow.end.line_alpha = arrow.end.fill_alpha = alpha
+            self._zoom([layout[name] for name in near])
+            self.details.object = self._details_html(graph, focus, causes, uses, lang)
             by_sector: dict[str, list] = {}
             for n in nodes:
                 by_sector.setdefault(n.sector, []).append(layout[n.name])
@@ -391,10 +462,64 @@ class StructureView(Viewer):
                 "text": [sector_label(s) for s in by_sector],
             }
 
+    def _trace_options(self, nodes: list[Node], lang: str) -> str:
+        """Offer the variables on show for tracing; the traced one ('' if none or hidden)."""
+        options = {tr("trace_none", lang): ""}
+        options.update({n.name: n.name for n in sorted(nodes, key=lambda n: n.name.lower())})
+        self.trace.name = tr("trace", lang)
+        if self.trace.options != options:
+            self.trace.options = options
+        if self.trace.value not in options.values():
+            self.trace.value = ""  # a constant hidden again: nothing to trace
+        return self.trace.value or ""
+
+    def _zoom(self, points: list[tuple[float, float]]) -> None:
+        """Fit the plot to ``points`` and a margin round them; the whole graph if none."""
+        if points:
+            xy = np.asarray(points, dtype=float)
+            low, high = xy.min(axis=0) - ZOOM_MARGIN, xy.max(axis=0) + ZOOM_MARGIN
+            self.frame_source.data = {"x": [low[0], high[0]], "y": [low[1], high[1]]}
+            renderers = [self.frame]
+        else:
+            self.frame_source.data = {"x": [], "y": []}
+            renderers = []  # every renderer: the whole graph
+        for axis_range in (self.figure.x_range, self.figure.y_range):
+            if axis_range.renderers != renderers:
+                axis_range.renderers = renderers
+
+    def _tapped(self, attr, old, new) -> None:
+        """A click on a node traces it."""
+        if new:
+            self.trace.value = self.node_source.data["name"][new[0]]
+            self.node_source.selected.indices = []
+
+    def _details_html(self, graph: ModelGraph, focus: str, causes, uses, lang: str) -> str:
+        """The traced variable: its kind, sector, units, equation, causes and uses."""
+        if not focus:
+            return ""
+        node = next(n for n in graph.nodes if n.name == focus)
+
+        def names(items) -> str:
+            return html.escape(", ".join(items)) if items else tr("nothing", lang)
+
+        sector = SECTOR_LABELS.get(node.sector, node.sector) if lang == "zh" else node.sector
+        units = f" · {html.escape(node.units)}" if node.units else ""
+        return (
+            f'<div style="font-size:12px"><b>{html.escape(node.name)}</b> '
+            f"({html.escape(tr(node.kind, lang))}, {html.escape(sector)}){units}<br>"
+            f"<code>{html.escape(node.equation)}</code><br>"
+            f'<span style="color:#555">{html.escape(node.documentation)}</span><br>'
+            f'<b style="color:{TRACE_COLOURS["causes"]}">{tr("depends_on", lang)}</b> '
+            f"({len(causes)}): {names(causes)}<br>"
+            f'<b style="color:{TRACE_COLOURS["uses"]}">{tr("used_by", lang)}</b> '
+            f"({len(uses)}): {names(uses)}</div>"
+        )
+
     def __panel__(self):
         return pn.Column(
             self.intro,
-            self.constants,
+            pn.Row(self.constants, self.trace),
+            self.details,
             pn.pane.Bokeh(self.figure, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )

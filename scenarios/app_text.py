@@ -129,11 +129,17 @@ _TEXTS: dict[str, tuple[str, str]] = {
     # structure
     "structure_intro": (
         "Stocks (boxes), flows (diamonds) and auxiliaries (circles) read from the model file; "
-        "lines are dependencies. Hover for the equation.",
+        "lines are dependencies. Hover for the equation; trace a variable to see what it "
+        "depends on (blue) and what it drives (red).",
         "由模型文件生成的存量（方框）、流量（菱形）与辅助变量（圆点）；连线表示依赖关系。"
-        "鼠标悬停可查看方程。",
+        "鼠标悬停可查看方程；追踪某一变量可查看它取决于哪些变量（蓝色）及影响哪些变量（红色）。",
     ),
     "show_constants": ("Show constants", "显示常量"),
+    "trace": ("Trace a variable (or click one in the graph)", "追踪变量（或点击图中节点）"),
+    "trace_none": ("(none)", "（无）"),
+    "depends_on": ("Depends on", "取决于"),
+    "used_by": ("Used by", "影响"),
+    "nothing": ("nothing", "无"),
     "stock": ("stock", "存量"),
     "flow": ("flow", "流量"),
     "auxiliary": ("auxiliary", "辅助变量"),

@@ -631,3 +631,40 @@ def test_structure_section_is_generated_from_the_model_file(app, repo):
     view.constants.value = True
     assert len(view.node_source.data["name"]) == len(graph.nodes) > shown
     assert app.sections["structure"].visible and not app.sections["results"].visible
+
+
+def test_structure_section_traces_a_variable(app):
+    from scenarios.app_structure import graph_layout, mentions, model_graph, neighbourhood
+
+    graph = model_graph()
+    equations = {n.name: n.equation for n in graph.nodes}
+    focus = "Gross Output"
+    causes, uses = neighbourhood(graph, focus)
+    assert "Cluster Gross Output" in causes and {"Revenue", "Profit"} <= set(uses)
+    assert all(mentions(equations[focus], cause) for cause in causes)  # read off the file
+    assert all(mentions(equations[use], focus) for use in uses)
+    app.show_section("structure")
+    view = app.views["structure"]
+    view.trace.value = focus
+    layout = graph_layout()
+    into, out = view.trace_sources["causes"].data, view.trace_sources["uses"].data
+    assert sorted(zip(into["x0"], into["y0"], strict=True)) == sorted(layout[c] for c in causes)
+    assert len(out["x0"]) == len(uses)
+    assert set(zip(out["x0"], out["y0"], strict=True)) == {layout[focus]}
+    alpha = dict(zip(view.node_source.data["name"], view.node_source.data["alpha"], strict=True))
+    near = {focus, *causes, *uses}
+    assert all(alpha[name] > 0.9 for name in near)
+    assert all(value < 0.2 for name, value in alpha.items() if name not in near)
+    assert f"Used by</b> ({len(uses)})" in view.details.object
+    frame = view.frame_source.data  # the plot zooms to the neighbourhood
+    for axis, values in (("x", [layout[n][0] for n in near]), ("y", [layout[n][1] for n in near])):
+        assert min(frame[axis]) < min(values) and max(frame[axis]) > max(values)
+    assert view.figure.x_range.renderers == [view.frame] == view.figure.y_range.renderers
+    view.node_source.selected.indices = [view.node_source.data["name"].index("Revenue")]
+    assert view.trace.value == "Revenue" and view.node_source.selected.indices == []
+    view.constants.value = True  # trace a constant, then hide the constants again
+    view.trace.value = next(n.name for n in graph.nodes if n.kind == "constant")
+    view.constants.value = False
+    assert view.trace.value == "" and view.details.object == ""
+    assert view.trace_sources["causes"].data["x0"] == [] and view.figure.x_range.renderers == []
+    assert set(view.node_source.data["alpha"]) == {0.95}

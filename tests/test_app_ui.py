@@ -299,6 +299,19 @@ def test_url_carries_the_scenario_and_the_compared_one(page):
     shared.close()
 
 
+def test_structure_tab_traces_a_variable(page):
+    page.get_by_role("button", name="Model structure").click()
+    trace = page.locator("select", has=page.locator("option", has_text="Cluster Gross Output"))
+    trace.first.select_option(label="Gross Output")
+    page.get_by_text(re.compile(r"Used by \(\d+\)")).first.wait_for(timeout=20_000)
+    counts = page.evaluate(
+        "() => ['causes', 'uses'].map(kind =>"
+        " Bokeh.documents[0].get_model_by_name('trace-' + kind).data.x0.length)"
+    )
+    assert counts[0] >= 1 and counts[1] >= 1
+    assert page.errors == []
+
+
 def test_bad_url_value_shows_a_message_not_a_traceback(browser, server):
     context = browser.new_context(viewport={"width": 1500, "height": 1000})
     tab = context.new_page()
