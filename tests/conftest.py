@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the plan text and the external test models."""
+"""Shared fixtures: paths to the plan text and the external test models; app sessions."""
 
 from __future__ import annotations
 
@@ -43,3 +43,28 @@ def _engine_cache(tmp_path_factory):
         os.environ.pop("NINGBO_SD_ENGINE_CACHE", None)
     else:
         os.environ["NINGBO_SD_ENGINE_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def warm_engine():
+    """Compile the engine once, outside any deep call stack."""
+    from app import warm_up
+
+    warm_up()
+
+
+@pytest.fixture()
+def app(warm_engine, tmp_path):
+    """A fresh session (saves go to ``tmp_path``)."""
+    from app import App
+    from scenarios.schema import SCENARIO_DIR
+
+    return App(scenario_dirs=(SCENARIO_DIR, tmp_path))
+
+
+@pytest.fixture(scope="module")
+def baseline(warm_engine):
+    """The baseline scenario run directly through ``scenarios.run``."""
+    from scenarios.run import run_scenario
+
+    return run_scenario("baseline")

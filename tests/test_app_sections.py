@@ -1,0 +1,190 @@
+"""In-process tests of the app's sections: the charts' ranges, uncertainty, calibration, structure.
+
+Like ``test_app.py``, without a browser: the App is built as a session builds it (the
+``app`` fixture in ``conftest.py``), and what each section computes is checked against the
+project's own modules (Monte Carlo, observations, the model file).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+INVESTMENT = "investment_growth_2021_2025"
+RD_2025 = "rd_intensity_2021_2025"
+
+
+def out_of_view(fig) -> list[str]:
+    """What a figure draws outside its fixed x/y ranges: glyph columns and horizontal spans.
+
+    A glyph's column (``y``, ``y1``, ``y2``, ``x`` ...) counts when it names a column of
+    the renderer's ColumnDataSource; ranges that Bokeh fits itself (not ``Range1d``) are
+    not checked.
+    """
+    from bokeh.models import ColumnDataSource, GlyphRenderer, Range1d, Span
+
+    def outside(values, axis_range) -> bool:
+        values = np.asarray(values, dtype=float)
+        values = values[np.isfinite(values)]
+        if not values.size or not isinstance(axis_range, Range1d):
+            return False
+        return bool(values.min() < axis_range.start or values.max() > axis_range.end)
+
+    problems = []
+    for renderer in fig.renderers:
+        if not isinstance(renderer, GlyphRenderer):
+            continue
+        source = renderer.data_source
+        if not isinstance(source, ColumnDataSource):
+            continue
+        y_range = (
+            fig.y_range
+            if renderer.y_range_name == "default"
+            else fig.extra_y_ranges[renderer.y_range_name]
+        )
+        for prop, axis_range in (("x", fig.x_range), ("y", y_range)):
+            for name in (prop, f"{prop}0", f"{prop}1", f"{prop}2"):
+                column = getattr(renderer.glyph, name, None)
+                if isinstance(column, str) and column in source.data:
+                    if outside(source.data[column], axis_range):
+                        problems.append(f"{type(renderer.glyph).__name__}.{name}={column}")
+    for span in fig.center:
+        if isinstance(span, Span) and span.dimension == "width":
+            if outside([span.location], fig.y_range):
+                problems.append(f"span at {span.location}")
+    return problems
+
+
+def test_uncertainty_section_matches_the_project_monte_carlo(app):
+    from scenarios.app_uncertainty import QUANTILE_NAMES
+    from scenarios.montecarlo import run_monte_carlo
+
+    app.show_section("uncertainty")
+    view = app.views["uncertainty"]
+    app.levers.widget(RD_2025).value = 2.9
+    outcome = view.run(n_samples=120, seed=3)
+    assert view.progress.value == 100
+    for fan in outcome.fans.values():
+        levels = fan[list(QUANTILE_NAMES)].to_numpy()
+        assert np.all(np.diff(levels, axis=1) >= -1e-9)
+    source = view.sources["gross_output"].data
+    np.testing.assert_allclose(source["q50"], outcome.fans["gross_output"]["q50"].to_numpy())
+    reference = run_monte_carlo(app.state.current_scenario(), n_samples=120, seed=3)
+    expected = reference.probabilities["probability"]
+    for target, probability in expected.items():
+        assert outcome.probabilities[target] == pytest.approx(probability, nan_ok=True)
+    quantiles = reference.quantiles.loc[("gross_output", 2035)]
+    assert outcome.fans["gross_output"].loc[2035, "q05"] == pytest.approx(quantiles["q05"])
+    assert outcome.fans["gross_output"].loc[2035, "q95"] == pytest.approx(quantiles["q95"])
+    again = view.run(n_samples=120, seed=3)
+    pd.testing.assert_frame_equal(again.fans["gross_output"], outcome.fans["gross_output"])
+    for name, fig in view.figures.items():  # the bands and the current line are in view
+        assert view.sources[name].data["q95"], name
+        assert out_of_view(fig) == [], name
+    assert "P(met)" in view.table.object
+    app.levers.widget(RD_2025).value = 3.2
+    assert "levers have moved" in view.status.object
+
+
+def test_calibration_section_compares_the_baseline_with_the_data(app, baseline):
+    from calibration.data import load_observations
+
+    app.show_section("calibration")
+    view = app.views["calibration"]
+    table = view.table_data.set_index("id")
+    observations = load_observations().set_index("id")
+    row = table.loc["gross_output_2020"]
+    assert row["observed"] == pytest.approx(observations.loc["gross_output_2020", "value"])
+    assert row["model"] == pytest.approx(baseline.loc[2020, "gross_output"])
+    assert (
+        table["within"] == ((table["model"] - table["observed"]).abs() <= table["tolerance"])
+    ).all()
+    assert set(table["year"]) <= set(range(2015, 2021))
+    # the same figure cited in two places of the plan shows as two rows, each with its source
+    assert (table["source"] == observations.loc[table.index, "source"]).all()
+    assert table.loc["rd_intensity_2020_t11", "source"] == "表1-1"
+    assert {"fitted", "secondary"} <= set(table["status"])
+    assert "表1-1" in view.table.object and "check only" in view.table.object
+    for indicator in view.indicator.options.values():  # each series is drawn in view
+        view.indicator.value = indicator
+        assert view.series_model.data["value"] and view.series_data.data["value"]
+        assert out_of_view(view.series) == [], indicator
+    english = list(view.overview.y_range.factors)
+    app.state.settings.language = "zh"
+    assert list(view.overview.y_range.factors) != english
+    assert len(view.dots.data["label"]) == len(table)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {INVESTMENT: 16.0, RD_2025: 4.5}, {INVESTMENT: -3.0}],
+    ids=["baseline", "high", "low"],
+)
+def test_every_chart_draws_its_runs_in_view(app, settings):
+    assert app.state.apply_settings(settings)
+    app.state.pin()
+    app.state.set_compare("energy_tight")
+    app.show_section("uncertainty")
+    app.views["uncertainty"].run(n_samples=60, seed=1)
+    figures = {**app.charts.figures, **app.views["uncertainty"].figures}
+    for name, fig in figures.items():
+        assert out_of_view(fig) == [], name
+
+
+def test_structure_section_is_generated_from_the_model_file(app, repo):
+    import re
+
+    from scenarios.app_structure import graph_layout, model_graph
+
+    graph = model_graph()
+    text = (repo / "model" / "ningbo.mdl").read_text(encoding="utf-8")
+    stocks = {n.name for n in graph.nodes if n.kind == "stock"}
+    assert len(stocks) == len(re.findall(r"=\s*INTEG\s*\(", text))
+    fed = {target for _, target, kind in graph.edges if kind == "flow"}
+    assert stocks == fed
+    assert graph_layout() == graph_layout()
+    app.show_section("structure")
+    view = app.views["structure"]
+    shown = len(view.node_source.data["name"])
+    assert shown == sum(n.kind != "constant" for n in graph.nodes)
+    view.constants.value = True
+    assert len(view.node_source.data["name"]) == len(graph.nodes) > shown
+    assert app.sections["structure"].visible and not app.sections["results"].visible
+
+
+def test_structure_section_traces_a_variable(app):
+    from scenarios.app_structure import graph_layout, mentions, model_graph, neighbourhood
+
+    graph = model_graph()
+    equations = {n.name: n.equation for n in graph.nodes}
+    focus = "Gross Output"
+    causes, uses = neighbourhood(graph, focus)
+    assert "Cluster Gross Output" in causes and {"Revenue", "Profit"} <= set(uses)
+    assert all(mentions(equations[focus], cause) for cause in causes)  # read off the file
+    assert all(mentions(equations[use], focus) for use in uses)
+    app.show_section("structure")
+    view = app.views["structure"]
+    view.trace.value = focus
+    layout = graph_layout()
+    into, out = view.trace_sources["causes"].data, view.trace_sources["uses"].data
+    assert sorted(zip(into["x0"], into["y0"], strict=True)) == sorted(layout[c] for c in causes)
+    assert len(out["x0"]) == len(uses)
+    assert set(zip(out["x0"], out["y0"], strict=True)) == {layout[focus]}
+    alpha = dict(zip(view.node_source.data["name"], view.node_source.data["alpha"], strict=True))
+    near = {focus, *causes, *uses}
+    assert all(alpha[name] > 0.9 for name in near)
+    assert all(value < 0.2 for name, value in alpha.items() if name not in near)
+    assert f"Used by</b> ({len(uses)})" in view.details.object
+    frame = view.frame_source.data  # the plot zooms to the neighbourhood
+    for axis, values in (("x", [layout[n][0] for n in near]), ("y", [layout[n][1] for n in near])):
+        assert min(frame[axis]) < min(values) and max(frame[axis]) > max(values)
+    assert view.figure.x_range.renderers == [view.frame] == view.figure.y_range.renderers
+    view.node_source.selected.indices = [view.node_source.data["name"].index("Revenue")]
+    assert view.trace.value == "Revenue" and view.node_source.selected.indices == []
+    view.constants.value = True  # trace a constant, then hide the constants again
+    view.trace.value = next(n.name for n in graph.nodes if n.kind == "constant")
+    view.constants.value = False
+    assert view.trace.value == "" and view.details.object == ""
+    assert view.trace_sources["causes"].data["x0"] == [] and view.figure.x_range.renderers == []
+    assert set(view.node_source.data["alpha"]) == {0.95}
