@@ -54,6 +54,18 @@ def indicator_labels() -> dict:
     }
 
 
+@lru_cache(maxsize=1)
+def plan_citations() -> dict:
+    """Observation id -> (plan section or table, the plan's Chinese text) of each figure."""
+    from calibration.data import load_observations
+
+    table = load_observations()
+    return {
+        str(i): (str(source), str(quote))
+        for i, source, quote in zip(table["id"], table["source"], table["quote"], strict=True)
+    }
+
+
 def comparison_table(results: pd.DataFrame) -> pd.DataFrame:
     """One row per level observation: observed, model, error and whether within tolerance.
 
@@ -70,14 +82,12 @@ def comparison_table(results: pd.DataFrame) -> pd.DataFrame:
         see :class:`calibration.observations.ObservationTerm`), ``source`` (the plan's
         section or table) and ``quote`` (the plan's Chinese text).
     """
-    from calibration.data import load_observations
-
-    cited = load_observations().set_index("id")
     rows = []
     for term in level_terms():
         model = float(results.loc[term.year, term.column]) * term.scale
         error = model - term.value
         scale = abs(term.value) if term.value else 1.0
+        source, quote = plan_citations()[term.id]
         rows.append(
             {
                 "id": term.id,
@@ -92,8 +102,8 @@ def comparison_table(results: pd.DataFrame) -> pd.DataFrame:
                 "within": bool(abs(error) <= term.tolerance),
                 "unit": term.unit,
                 "status": term.status,
-                "source": str(cited.loc[term.id, "source"]),
-                "quote": str(cited.loc[term.id, "quote"]),
+                "source": source,
+                "quote": quote,
             }
         )
     return pd.DataFrame(rows)

@@ -299,6 +299,27 @@ def _shorten(x0, y0, x1, y1, by: float) -> tuple[float, float]:
     return x0 + dx * keep, y0 + dy * keep
 
 
+def arrow_data(layout: Mapping[str, tuple[float, float]], pairs, shorten_by: float) -> dict:
+    """Arrow source columns ``x0, y0, x1, y1`` for ``(source, target)`` name pairs.
+
+    Pairs with an end not in ``layout`` (a hidden constant) are left out; each arrow ends
+    ``shorten_by`` short of its target, so that its head stays outside the marker.
+    """
+    data: dict = {"x0": [], "y0": [], "x1": [], "y1": []}
+    for a, b in pairs:
+        if a in layout and b in layout:
+            (x0, y0), (x1, y1) = layout[a], layout[b]
+            x1, y1 = _shorten(x0, y0, x1, y1, shorten_by)
+            for key, value in zip(data, (x0, y0, x1, y1), strict=True):
+                data[key].append(value)
+    return data
+
+
+def sector_label(sector: str, language: str) -> str:
+    """A model sector's name in ``language`` (the file's English group name, or Chinese)."""
+    return SECTOR_LABELS.get(sector, sector) if language == "zh" else sector
+
+
 class StructureView(Viewer):
     """The stock-and-flow graph with hover equations; constants on demand."""
 
@@ -398,6 +419,8 @@ class StructureView(Viewer):
         nodes = [n for n in graph.nodes if n.name in layout]
         styles = [KIND_STYLE[n.kind] for n in nodes]
         focus = self._trace_options(nodes, lang)
+        if focus is None:  # the trace was cleared, and that change has redrawn the graph
+            return
         causes, uses = neighbourhood(graph, focus) if focus else ((), ())
         near = {focus, *causes, *uses} & set(layout) if focus else set()
         labelled = {"stock", "flow"}
@@ -405,9 +428,6 @@ class StructureView(Viewer):
         def label(node: Node) -> str:
             shown = node.name in near if focus else node.kind in labelled
             return node.name if shown else ""
-
-        def sector_label(sector: str) -> str:
-            return SECTOR_LABELS.get(sector, sector) if lang == "zh" else sector
 
         with pn.io.hold():
             self.node_source.data = {
@@ -417,7 +437,7 @@ class StructureView(Viewer):
                 "label": [label(n) for n in nodes],
                 "alpha": [0.95 if not focus or n.name in near else FADED_ALPHA for n in nodes],
                 "kind_label": [tr(n.kind, lang) for n in nodes],
-                "sector_label": [sector_label(n.sector) for n in nodes],
+                "sector_label": [sector_label(n.sector, lang) for n in nodes],
                 "units": [n.units for n in nodes],
                 "equation": [n.equation for n in nodes],
                 "documentation": [n.documentation for n in nodes],
@@ -426,27 +446,11 @@ class StructureView(Viewer):
                 "colour": [s[2] for s in styles],
             }
             for kind, source in (("link", self.link_source), ("flow", self.flow_source)):
-                data: dict = {"x0": [], "y0": [], "x1": [], "y1": []}
-                for a, b, edge_kind in graph.edges:
-                    if edge_kind != kind or a not in layout or b not in layout:
-                        continue
-                    (x0, y0), (x1, y1) = layout[a], layout[b]
-                    x1, y1 = _shorten(x0, y0, x1, y1, 0.35 if kind == "flow" else 0.2)
-                    for key, value in zip(("x0", "y0", "x1", "y1"), (x0, y0, x1, y1), strict=True):
-                        data[key].append(value)
-                source.data = data
-            for kind, ends in (
-                ("causes", [(c, focus) for c in causes]),
-                ("uses", [(focus, u) for u in uses]),
-            ):
-                data = {"x0": [], "y0": [], "x1": [], "y1": []}
-                for a, b in ends:
-                    if a in layout and b in layout:
-                        (x0, y0), (x1, y1) = layout[a], layout[b]
-                        x1, y1 = _shorten(x0, y0, x1, y1, 0.3)
-                        for key, value in zip(data, (x0, y0, x1, y1), strict=True):
-                            data[key].append(value)
-                self.trace_sources[kind].data = data
+                pairs = [(a, b) for a, b, edge_kind in graph.edges if edge_kind == kind]
+                source.data = arrow_data(layout, pairs, 0.35 if kind == "flow" else 0.2)
+            traced = {"causes": [(c, focus) for c in causes], "uses": [(focus, u) for u in uses]}
+            for kind, pairs in traced.items():
+                self.trace_sources[kind].data = arrow_data(layout, pairs, 0.3)
             for kind, alpha in (("link", 0.35), ("flow", 1.0)):
                 arrow = self.arrows[kind]
                 alpha = FADED_ALPHA if focus else alpha
@@ -459,18 +463,23 @@ class StructureView(Viewer):
             self.sector_source.data = {
                 "x": [float(np.mean([p[0] for p in v])) for v in by_sector.values()],
                 "y": [float(np.max([p[1] for p in v])) + 0.8 for v in by_sector.values()],
-                "text": [sector_label(s) for s in by_sector],
+                "text": [sector_label(s, lang) for s in by_sector],
             }
 
-    def _trace_options(self, nodes: list[Node], lang: str) -> str:
-        """Offer the variables on show for tracing; the traced one ('' if none or hidden)."""
+    def _trace_options(self, nodes: list[Node], lang: str) -> str | None:
+        """Offer the variables on show for tracing; the traced one ('' for none).
+
+        None when the traced variable is no longer shown (a constant, hidden again): the
+        trace is then cleared, which redraws the graph through the trace's watcher.
+        """
         options = {tr("trace_none", lang): ""}
         options.update({n.name: n.name for n in sorted(nodes, key=lambda n: n.name.lower())})
         self.trace.name = tr("trace", lang)
         if self.trace.options != options:
             self.trace.options = options
         if self.trace.value not in options.values():
-            self.trace.value = ""  # a constant hidden again: nothing to trace
+            self.trace.value = ""
+            return None
         return self.trace.value or ""
 
     def _zoom(self, points: list[tuple[float, float]]) -> None:
@@ -502,7 +511,7 @@ class StructureView(Viewer):
         def names(items) -> str:
             return html.escape(", ".join(items)) if items else tr("nothing", lang)
 
-        sector = SECTOR_LABELS.get(node.sector, node.sector) if lang == "zh" else node.sector
+        sector = sector_label(node.sector, lang)
         units = f" · {html.escape(node.units)}" if node.units else ""
         return (
             f'<div style="font-size:12px"><b>{html.escape(node.name)}</b> '
