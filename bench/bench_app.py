@@ -11,7 +11,7 @@ through Playwright and reports:
 - concurrency: ``--sessions`` sessions moving sliders at once: errors, median/p95 latency,
   and whether every session shows exactly its own settings' run;
 - a reference measured in the same run: the in-process time of one engine run of the same
-  scenario (``scenarios.run.run_scenario``), and the latency as a multiple of it;
+  scenario (``ningbo_sd.scenarios.run.run_scenario``), and the latency as a multiple of it;
 - the server's share of a move (medians, wall time in the server thread): ``engine_run``
   (``AppState.run``: model run and headline table), ``rerun_and_views`` (the run, its
   scorecard and the charts', numbers' and table's updates) and ``slider_callback`` (all of
@@ -100,8 +100,8 @@ def instrument_server() -> dict[str, list[float]]:
 
     Call before the first session is built (the sessions' watchers bind the wrappers).
     """
-    from scenarios.app_controls import LeverPanel
-    from scenarios.app_state import AppState
+    from ningbo_sd.app.controls import LeverPanel
+    from ningbo_sd.app.state import AppState
 
     phases: dict[str, list[float]] = {}
     steps = (
@@ -133,7 +133,7 @@ def phase_medians(phases: dict[str, list[float]]) -> dict[str, float]:
 
 def expected_output(value: float) -> float:
     """2035 gross output of the baseline with the benchmark slider at ``value`` (in-process)."""
-    from app import App
+    from ningbo_sd.app.main import App
 
     app = App()
     app.state.apply_settings({SLIDER: value})
@@ -142,8 +142,8 @@ def expected_output(value: float) -> float:
 
 def reference_run_ms(repeats: int = 15) -> float:
     """Median in-process time of one engine run of the baseline scenario (ms)."""
-    from scenarios.run import run_scenario
-    from scenarios.schema import load_scenario
+    from ningbo_sd.scenarios.run import run_scenario
+    from ningbo_sd.scenarios.schema import load_scenario
 
     scenario = load_scenario("baseline")
     times = []
@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import panel as pn
 
-    from app import create_app, warm_up
+    from ningbo_sd.app.main import create_app, warm_up
 
     warm_up()
     reference = reference_run_ms()

@@ -31,9 +31,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from calibration.fit import calibrate  # noqa: E402
-from calibration.posterior import sample_posterior  # noqa: E402
-from calibration.problem import load_problem  # noqa: E402
+from ningbo_sd.calibration.fit import calibrate  # noqa: E402
+from ningbo_sd.calibration.posterior import sample_posterior  # noqa: E402
+from ningbo_sd.calibration.problem import load_problem  # noqa: E402
 
 POINT_FIT_BAR_S = 10.0
 POSTERIOR_BAR_S = 120.0

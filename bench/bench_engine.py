@@ -1,4 +1,4 @@
-"""Benchmark the batch engine (model.engine) against PySD on one model.
+"""Benchmark the batch engine (ningbo_sd.engine.engine) against PySD on one model.
 
 Usage::
 
@@ -30,7 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from model.engine import compile_model  # noqa: E402
+from ningbo_sd.engine.engine import compile_model  # noqa: E402
 
 
 def _median_time(fn, reps: int) -> float:
@@ -67,7 +67,7 @@ def memory_child(model: str, n: int) -> None:
 _PROCESS_PROBE = """
 import json, sys, time
 t0 = time.perf_counter()
-from model.engine import compile_model
+from ningbo_sd.engine.engine import compile_model
 t1 = time.perf_counter()
 cm = compile_model(sys.argv[1])
 t2 = time.perf_counter()
@@ -116,7 +116,7 @@ def main(argv=None) -> dict:
         with tempfile.TemporaryDirectory() as cache:
             out["process_cold"] = _fresh_process(args.model, cache)  # parse + JIT
             out["process_warm"] = _fresh_process(args.model, cache)  # both from disk
-    from model.compiler import build_ir, load_abstract_model
+    from ningbo_sd.engine.compiler import build_ir, load_abstract_model
 
     out["compile_cold_s"] = _median_time(
         lambda: build_ir(load_abstract_model(args.model)), args.reps

@@ -1,4 +1,4 @@
-"""Benchmark the Monte Carlo and the global sensitivity analysis (scenarios.montecarlo).
+"""Benchmark the Monte Carlo and the global sensitivity analysis (ningbo_sd.uncertainty.montecarlo).
 
 Usage::
 
@@ -7,8 +7,8 @@ Usage::
 
 Reports medians of ``--reps`` repetitions, after one warm-up run (the engine's JIT):
 
-- ``engine_s``: the reference, measured in the same run: ``scenarios.run.run_batch`` on the
-  same 100,000-row parameter table in the same chunks (``DEFAULT_CHUNK_SIZE``), one at a
+- ``engine_s``: the reference, measured in the same run: ``ningbo_sd.scenarios.run.run_batch``
+  on the same 100,000-row parameter table in the same chunks (``DEFAULT_CHUNK_SIZE``), one at a
   time, headline variables only (no sampling, no scoring, no output).
 - ``mc_s``: ``run_monte_carlo`` of the baseline, 100,000 samples, 2015-2035, with scorecard
   outcomes and quantiles, in-process, no output file; ``mc_file_s``: the same writing the
@@ -88,7 +88,7 @@ def million_child(n: int, chunk_size: int | None) -> None:
     JIT compilation when its kernel cache is cold; ``run_peak_rss_mib`` is the peak of the run
     itself, after a small warm-up run and a reset of the high-water mark.
     """
-    from scenarios.montecarlo import run_monte_carlo
+    from ningbo_sd.uncertainty.montecarlo import run_monte_carlo
 
     with tempfile.TemporaryDirectory() as folder:
         run_monte_carlo("baseline", 1000, 0, output=Path(folder) / "warm.parquet")
@@ -118,10 +118,10 @@ def main(argv=None) -> dict:
         million_child(args.million, args.chunk_size)
         return {}
 
-    from scenarios.montecarlo import DEFAULT_CHUNK_SIZE, prepare, run_monte_carlo
-    from scenarios.run import compiled_model, run_batch
-    from scenarios.sampling import engine_columns, sample_table
-    from scenarios.sensitivity import run_sensitivity
+    from ningbo_sd.scenarios.run import compiled_model, run_batch
+    from ningbo_sd.uncertainty.montecarlo import DEFAULT_CHUNK_SIZE, prepare, run_monte_carlo
+    from ningbo_sd.uncertainty.sampling import engine_columns, sample_table
+    from ningbo_sd.uncertainty.sensitivity import run_sensitivity
 
     out: dict = {"samples": args.samples, "reps": args.reps, "backend": compiled_model().backend}
     start = time.perf_counter()

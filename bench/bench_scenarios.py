@@ -33,15 +33,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from scenarios.compare import (  # noqa: E402
+from ningbo_sd.scenarios.compare import (  # noqa: E402
     compare_results,
     run_scenarios,
     scorecards,
     target_differences,
 )
-from scenarios.goal import frontier, goal_seek  # noqa: E402
-from scenarios.run import run_scenario  # noqa: E402
-from scenarios.scorecard import scorecard  # noqa: E402
+from ningbo_sd.scenarios.goal import frontier, goal_seek  # noqa: E402
+from ningbo_sd.scenarios.run import run_scenario  # noqa: E402
+from ningbo_sd.scenarios.scorecard import scorecard  # noqa: E402
 
 SCORECARD_BAR_S = 1.0
 COMPARE_BAR_S = 1.0

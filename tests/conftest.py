@@ -6,9 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+from external import PLAN_TEXT, REPO, SKIP_PREFIX, WHERE, in_ci, missing
 
 
 @pytest.fixture(scope="session")
@@ -19,14 +17,37 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def plan_text() -> str:
-    """The plan's Chinese text (../shared/source, or $NINGBO_PLAN_TEXT)."""
-    candidates = [SHARED / "source" / "ningbo-manufacturing-plan-2021-2025.txt"]
-    if os.environ.get("NINGBO_PLAN_TEXT"):
-        candidates.insert(0, Path(os.environ["NINGBO_PLAN_TEXT"]))
-    for path in candidates:
-        if path.is_file():
-            return path.read_text(encoding="utf-8")
-    pytest.skip("the plan text (../shared/source) is not available")
+    """The plan's Chinese text (``../shared/source``; see ``tests/external.py``)."""
+    reason = missing("plan")
+    if reason:
+        pytest.skip(reason)
+    return PLAN_TEXT.read_text(encoding="utf-8")
+
+
+def pytest_sessionstart(session):
+    """Under CI, missing external data fails the run instead of skipping tests."""
+    absent = [reason for kind in WHERE if (reason := missing(kind))]
+    if absent and in_ci():
+        pytest.exit("CI run without the external test data: " + "; ".join(absent), returncode=1)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line saying which tests were skipped for missing external data, and where to get it."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons = {
+        str(report.longrepr[2]).removeprefix("Skipped: ")
+        for report in skipped
+        if isinstance(report.longrepr, tuple) and SKIP_PREFIX in str(report.longrepr[2])
+    }
+    count = sum(
+        1
+        for report in skipped
+        if isinstance(report.longrepr, tuple) and SKIP_PREFIX in str(report.longrepr[2])
+    )
+    if count:
+        terminalreporter.write_line(
+            f"{count} tests skipped, {'; '.join(sorted(reasons))}", yellow=True
+        )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -48,7 +69,7 @@ def _engine_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def warm_engine():
     """Compile the engine once, outside any deep call stack."""
-    from app import warm_up
+    from ningbo_sd.app.main import warm_up
 
     warm_up()
 
@@ -56,15 +77,15 @@ def warm_engine():
 @pytest.fixture()
 def app(warm_engine, tmp_path):
     """A fresh session (saves go to ``tmp_path``)."""
-    from app import App
-    from scenarios.schema import SCENARIO_DIR
+    from ningbo_sd.app.main import App
+    from ningbo_sd.scenarios.schema import SCENARIO_DIR
 
     return App(scenario_dirs=(SCENARIO_DIR, tmp_path))
 
 
 @pytest.fixture(scope="module")
 def baseline(warm_engine):
-    """The baseline scenario run directly through ``scenarios.run``."""
-    from scenarios.run import run_scenario
+    """The baseline scenario run directly through ``ningbo_sd.scenarios.run``."""
+    from ningbo_sd.scenarios.run import run_scenario
 
     return run_scenario("baseline")

@@ -2,7 +2,7 @@
 
 No browser here (see ``test_app_ui.py``): the App object is built as a session would
 build it, widgets are set from Python, and the computed outputs are checked against
-``scenarios.run`` directly.
+``ningbo_sd.scenarios.run`` directly.
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ import pandas as pd
 import pytest
 import yaml
 
-from scenarios.app_settings import (
+from ningbo_sd.app.settings import (
     default_settings,
     lever_controls,
     scenario_to_settings,
     settings_class,
     settings_to_scenario,
 )
-from scenarios.app_state import list_scenarios
-from scenarios.app_text import TEXTS, cluster_label, tr
-from scenarios.app_views import format_value, scorecard_cells, scorecard_html
-from scenarios.run import run_scenario
-from scenarios.schema import SCENARIO_DIR, load_scenario, scenario_parameters
+from ningbo_sd.app.state import list_scenarios
+from ningbo_sd.app.text import TEXTS, cluster_label, tr
+from ningbo_sd.app.views import format_value, scorecard_cells, scorecard_html
+from ningbo_sd.scenarios.run import run_scenario
+from ningbo_sd.scenarios.schema import SCENARIO_DIR, load_scenario, scenario_parameters
 
 INVESTMENT = "investment_growth_2021_2025"
 RD_2025 = "rd_intensity_2021_2025"
@@ -74,7 +74,7 @@ def test_slider_values_reach_the_model_in_model_units(app):
 
 
 def test_same_data_compares_columns_values_and_nan():
-    from scenarios.app_charts import same_data
+    from ningbo_sd.app.charts import same_data
 
     nan = float("nan")
     assert same_data({"a": [1.0, nan], "b": ["x"]}, {"a": [1.0, nan], "b": ["x"]})
@@ -280,7 +280,7 @@ def test_downloads(app):
 
 
 def _parse_text(text: str):
-    from scenarios.schema import parse_scenario
+    from ningbo_sd.scenarios.schema import parse_scenario
 
     return parse_scenario(yaml.safe_load(text), source="download")
 
@@ -308,7 +308,7 @@ def chart_models(app) -> dict:
 
 
 def test_main_charts_are_hvplot_charts_rendered_by_holoviews(app):
-    from scenarios.app_hvplot import _RENDERED
+    from ningbo_sd.app.hvplot import _RENDERED
 
     assert set(app.charts.figures) <= set(_RENDERED)  # each rendered once per process
     for name, fig in app.charts.figures.items():
@@ -321,7 +321,7 @@ def test_main_charts_are_hvplot_charts_rendered_by_holoviews(app):
 
 
 def test_sessions_get_their_own_chart_models(app, tmp_path):
-    from app import App
+    from ningbo_sd.app.main import App
 
     other = App(scenario_dirs=(SCENARIO_DIR, tmp_path))
     assert not set(chart_models(app)) & set(chart_models(other))
@@ -391,7 +391,7 @@ def test_valid_url_values_are_applied_in_one_run(app):
 def test_browser_fixes_are_attached_once_per_document():
     from bokeh.document import Document
 
-    from scenarios.app_bokehjs import FIX_JS, FIXES, OFFSCREEN_MARGIN_PX, install_fixes
+    from ningbo_sd.app.bokehjs import FIX_JS, FIXES, OFFSCREEN_MARGIN_PX, install_fixes
 
     doc = Document()
     assert install_fixes(doc) and not install_fixes(doc)
@@ -423,7 +423,7 @@ def test_rarely_used_parts_are_built_when_first_needed(app):
 
 
 def test_sessions_do_not_share_settings(warm_engine, tmp_path):
-    from app import App
+    from ningbo_sd.app.main import App
 
     first, second = App(scenario_dirs=(SCENARIO_DIR, tmp_path)), App(scenario_dirs=(tmp_path,))
     first.levers.widget(INVESTMENT).value = 14.0
@@ -450,7 +450,7 @@ def test_parameters_that_set_lever_constants_move_the_sliders(warm_engine):
         "description": {"en": "d", "zh": "d"},
         "parameters": {"Investment Growth 2021 2025": 0.08, "Price Inflation Future": 0.02},
     }
-    from scenarios.schema import parse_scenario
+    from ningbo_sd.scenarios.schema import parse_scenario
 
     values, extra = scenario_to_settings(parse_scenario(data))
     assert values[INVESTMENT] == pytest.approx(8.0)
@@ -468,6 +468,6 @@ def test_importing_app_has_no_side_effects():
 
     import panel as pn
 
-    module = importlib.import_module("app")
+    module = importlib.import_module("ningbo_sd.app.main")
     assert not pn.state.served
     assert callable(module.create_app)

@@ -57,8 +57,8 @@ def out_of_view(fig) -> list[str]:
 
 
 def test_uncertainty_section_matches_the_project_monte_carlo(app):
-    from scenarios.app_uncertainty import QUANTILE_NAMES
-    from scenarios.montecarlo import run_monte_carlo
+    from ningbo_sd.app.uncertainty import QUANTILE_NAMES
+    from ningbo_sd.uncertainty.montecarlo import run_monte_carlo
 
     app.show_section("uncertainty")
     view = app.views["uncertainty"]
@@ -88,7 +88,7 @@ def test_uncertainty_section_matches_the_project_monte_carlo(app):
 
 
 def test_calibration_section_compares_the_baseline_with_the_data(app, baseline):
-    from calibration.data import load_observations
+    from ningbo_sd.plan.data import load_observations
 
     app.show_section("calibration")
     view = app.views["calibration"]
@@ -135,10 +135,11 @@ def test_every_chart_draws_its_runs_in_view(app, settings):
 def test_structure_section_is_generated_from_the_model_file(app, repo):
     import re
 
-    from scenarios.app_structure import graph_layout, model_graph
+    from ningbo_sd.app.structure import graph_layout, model_graph
+    from ningbo_sd.resources import model_file
 
     graph = model_graph()
-    text = (repo / "model" / "ningbo.mdl").read_text(encoding="utf-8")
+    text = model_file().read_text(encoding="utf-8")
     stocks = {n.name for n in graph.nodes if n.kind == "stock"}
     assert len(stocks) == len(re.findall(r"=\s*INTEG\s*\(", text))
     fed = {target for _, target, kind in graph.edges if kind == "flow"}
@@ -154,7 +155,7 @@ def test_structure_section_is_generated_from_the_model_file(app, repo):
 
 
 def test_structure_section_traces_a_variable(app):
-    from scenarios.app_structure import graph_layout, mentions, model_graph, neighbourhood
+    from ningbo_sd.app.structure import graph_layout, mentions, model_graph, neighbourhood
 
     graph = model_graph()
     equations = {n.name: n.equation for n in graph.nodes}

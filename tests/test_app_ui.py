@@ -53,8 +53,8 @@ def server(tmp_path_factory):
     """The app served on a free local port for this module's tests."""
     import panel as pn
 
-    from app import create_app, warm_up
-    from scenarios.schema import SCENARIO_DIR
+    from ningbo_sd.app.main import create_app, warm_up
+    from ningbo_sd.scenarios.schema import SCENARIO_DIR
 
     warm_up()
     saves = tmp_path_factory.mktemp("saved_scenarios")
@@ -125,7 +125,7 @@ def test_page_loads_without_console_errors(page):
 
 
 def test_repaint_fixes_are_applied_and_moves_do_not_rewrite_styles(page):
-    from scenarios.app_bokehjs import FIXES
+    from ningbo_sd.app.bokehjs import FIXES
 
     page.wait_for_function("() => window.ningboBokehFixes !== undefined", timeout=20_000)
     assert page.evaluate("() => window.ningboBokehFixes") == list(FIXES)
@@ -227,7 +227,7 @@ def test_slider_drag_updates_output_chart_and_scorecard(page):
         page.wait_for_timeout(100)
     assert big_number(page) != before_number
     # R&D intensity dragged well above the plan's 2.5 %: its 2025 target turns green
-    from scenarios.scorecard import load_target_specs
+    from ningbo_sd.scenarios.scorecard import load_target_specs
 
     label = next(spec.label_en for spec in load_target_specs() if spec.id == "rd_intensity_2025")
     row = page.locator('tr[data-met="met_yes"]', has_text=label)
@@ -246,8 +246,8 @@ def test_language_switch_changes_labels(page):
 
 
 def test_scenario_picker_loads_a_scenario(page):
-    from scenarios.app_state import scenario_title
-    from scenarios.schema import SCENARIO_DIR
+    from ningbo_sd.app.state import scenario_title
+    from ningbo_sd.scenarios.schema import SCENARIO_DIR
 
     before = page.evaluate(LAST_OUTPUT_JS)
     label = scenario_title(SCENARIO_DIR / "plan_2025.yaml", "en")
@@ -270,8 +270,8 @@ def test_url_carries_the_settings(page, server):
 
 
 def test_url_carries_the_scenario_and_the_compared_one(page):
-    from scenarios.app_state import scenario_title
-    from scenarios.schema import SCENARIO_DIR
+    from ningbo_sd.app.state import scenario_title
+    from ningbo_sd.scenarios.schema import SCENARIO_DIR
 
     label = scenario_title(SCENARIO_DIR / "land_tight.yaml", "en")
     compared = scenario_title(SCENARIO_DIR / "plan_2025.yaml", "en")
@@ -387,7 +387,7 @@ def test_monte_carlo_fans_are_drawn_in_view(page):
 
 
 def test_plan_target_mark_sits_under_the_slider_at_that_value(page):
-    from scenarios.app_settings import lever_controls
+    from ningbo_sd.app.settings import lever_controls
 
     control = next(c for c in lever_controls() if c.name == "investment_growth_2021_2025")
     handle = page.locator(".noUi-handle >> visible=true").first  # the first lever's slider

@@ -12,10 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from calibration.assumptions import AssumptionsError, calibration_candidates, load_assumptions
-from calibration.data import OBSERVATIONS_PATH, load_observations
-from calibration.fit import calibrate
-from calibration.observations import (
+from ningbo_sd.calibration.fit import calibrate
+from ningbo_sd.calibration.observations import (
     STATUS_FITTED,
     STATUS_NOT_MODELLED,
     ObservationMapError,
@@ -24,14 +22,22 @@ from calibration.observations import (
     load_observation_map,
     measure_values,
 )
-from calibration.posterior import identifiability, read_draws, sample_posterior, strong_pairs
-from calibration.problem import load_problem
-from calibration.report import fit_table, parameter_table, write_outputs
-from cli import main
+from ningbo_sd.calibration.posterior import (
+    identifiability,
+    read_draws,
+    sample_posterior,
+    strong_pairs,
+)
+from ningbo_sd.calibration.problem import load_problem
+from ningbo_sd.calibration.report import fit_table, parameter_table, write_outputs
+from ningbo_sd.cli import main
+from ningbo_sd.plan.assumptions import AssumptionsError, calibration_candidates, load_assumptions
+from ningbo_sd.plan.data import OBSERVATIONS_PATH, load_observations
+from ningbo_sd.resources import calibrated_file, calibration_data_dir, calibration_dir
 
 REPO = Path(__file__).resolve().parents[1]
-CALIBRATED = REPO / "calibration" / "calibrated.yaml"
-POSTERIOR = REPO / "calibration" / "posterior.parquet"
+CALIBRATED = calibrated_file()
+POSTERIOR = calibration_dir() / "posterior.parquet"
 #: Parameters the 2015-2020 data pin down well: the synthetic-recovery subset.
 RECOVERABLE = [
     "Investment Growth 2016 2020",
@@ -126,7 +132,7 @@ def test_every_observation_gets_a_status_and_unmodelled_ones_a_reason(problem):
 
 
 def test_an_indicator_missing_from_the_map_is_named(tmp_path):
-    mapping = yaml.safe_load((REPO / "calibration" / "observation_map.yaml").read_text("utf-8"))
+    mapping = yaml.safe_load((calibration_dir() / "observation_map.yaml").read_text("utf-8"))
     del mapping["indicators"]["firms"]
     path = tmp_path / "map.yaml"
     path.write_text(yaml.safe_dump(mapping, allow_unicode=True), encoding="utf-8")
@@ -260,7 +266,7 @@ def test_calibrate_command_writes_yaml_json_csv_and_draws(tmp_path, capsys):
 
 
 def test_runs_start_from_the_calibrated_file(tmp_path, point_fit):
-    from scenarios.run import base_parameters, run_scenario
+    from ningbo_sd.scenarios.run import base_parameters, run_scenario
 
     written = write_outputs(point_fit, None, tmp_path / "calibrated.yaml", {"seed": 1})
     params = base_parameters(written["calibrated"])
@@ -312,7 +318,7 @@ def test_bad_observation_files_get_one_clear_line(tmp_path, capsys, edit, expect
 
 
 def test_bad_assumptions_register_names_line_and_column(tmp_path, capsys):
-    text = (REPO / "calibration" / "data" / "assumptions.csv").read_text(encoding="utf-8")
+    text = (calibration_data_dir() / "assumptions.csv").read_text(encoding="utf-8")
     lines = text.splitlines()
     fields = lines[2].split(",")
     fields[2] = "low-ish"  # column 'low' of the second data row (line 3)

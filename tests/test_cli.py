@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from external import SUITE, needs
 
-from cli import main
-from model.outputs import CLUSTERS
+from ningbo_sd.cli import main
+from ningbo_sd.model.outputs import CLUSTERS
 
 REQUIRED = [
     "year",
@@ -27,7 +28,6 @@ REQUIRED = [
     "energy_quota",
     "binding_constraint",
 ] + [f"gross_output_{cluster}" for cluster in CLUSTERS]
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 def write(path: Path, text: str) -> Path:
@@ -66,11 +66,9 @@ def test_scenario_override_changes_the_result(tmp_path, baseline_csv):
     )
 
 
+@needs("suite")
 def test_any_model_all_variables(tmp_path):
-    folder = SHARED / "test-models" / "tests" / "subscript_2d_arrays"
-    model = folder / "test_subscript_2d_arrays.mdl"
-    if not model.is_file():
-        pytest.skip("../shared/test-models is not available")
+    model = SUITE / "subscript_2d_arrays" / "test_subscript_2d_arrays.mdl"
     output = tmp_path / "out.csv"
     assert main(["run", "--model", str(model), "--all", "--output", str(output)]) == 0
     frame = pd.read_csv(output)
@@ -131,7 +129,7 @@ def test_bad_model_exits_2(tmp_path, capsys, content, expected):
 
 def test_console_script_exit_code(tmp_path):
     completed = subprocess.run(
-        [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", "run", "nonexistent"],
+        [sys.executable, "-c", "import sys; from ningbo_sd.cli import main; sys.exit(main())", "run", "nonexistent"],
         capture_output=True,
         text=True,
         check=False,

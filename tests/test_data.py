@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from calibration.data import (
+from ningbo_sd.plan.data import (
     CLUSTERS,
     INDICATORS_PATH,
     OBSERVATIONS_PATH,
@@ -26,9 +25,6 @@ from calibration.data import (
     parse_tags,
     tolerance_rule,
 )
-
-PLAN_NAME = "ningbo-manufacturing-plan-2021-2025.txt"
-PLAN_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "source" / PLAN_NAME
 
 #: Rows whose number is not printed in the quote, and why.
 IMPLICIT_NUMBER = {
@@ -47,25 +43,6 @@ _DIGITS_ZH = "零一二三四五六七八九"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _plan_path() -> Path | None:
-    if PLAN_DEFAULT.is_file():
-        return PLAN_DEFAULT
-    env = os.environ.get("NINGBO_PLAN_TEXT")
-    if env and Path(env).is_file():
-        return Path(env)
-    return None
-
-
-@pytest.fixture(scope="module")
-def plan_text() -> str:
-    path = _plan_path()
-    if path is None:
-        pytest.skip(
-            f"plan text not found at {PLAN_DEFAULT} and NINGBO_PLAN_TEXT is unset or not a file"
-        )
-    return path.read_text(encoding="utf-8")
 
 
 def _squash(text: str) -> str:

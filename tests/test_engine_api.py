@@ -1,4 +1,4 @@
-"""Python API of the batch engine (model.engine)."""
+"""Python API of the batch engine (ningbo_sd.engine.engine)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model import UnsupportedConstructError, compile_model, run_default
+from ningbo_sd.engine import UnsupportedConstructError, compile_model, run_default
 
 DATA = Path(__file__).resolve().parent / "data"
 SYN = DATA / "synthetic13.mdl"
@@ -111,8 +111,8 @@ def test_unsupported_construct_fails_at_compile_time(tmp_path):
 def test_generated_source_holds_no_model_text(cm):
     """No name or text from the model file reaches generated code."""
     pytest.importorskip("numba")
-    from model.runtime_numba import _TEMPLATE, NumbaRuntime
-    from model.vpow import NUMBA_SOURCE
+    from ningbo_sd.engine.runtime_numba import _TEMPLATE, NumbaRuntime
+    from ningbo_sd.engine.vpow import NUMBA_SOURCE
 
     body = NumbaRuntime(cm.ir).source
     fragments = [*re.split(r"__(?:NC|INIT|BODY|POW|UPDATE)__", _TEMPLATE), NUMBA_SOURCE.strip()]
@@ -130,7 +130,7 @@ def test_generated_source_holds_no_model_text(cm):
 
 def test_state_update_is_generated_per_run_of_rows():
     """Consecutive stock/flow rows become one literal loop; a row read and written is refused."""
-    from model.codegen import update_source
+    from ningbo_sd.engine.codegen import update_source
 
     src = update_source(
         np.array([3, 4, 5, 9]), np.array([20, 21, 22, 30]), np.array([7]), np.array([8]), 4, 0

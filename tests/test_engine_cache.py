@@ -12,19 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import model.compiler
-from model import compile_model
+import ningbo_sd.engine.compiler
+from ningbo_sd.engine import compile_model
 
 REPO = Path(__file__).resolve().parents[1]
 SYN = Path(__file__).resolve().parent / "data" / "synthetic13.mdl"
 
 _PROBE = """
 import hashlib, json, sys
-from model.engine import compile_model
+from ningbo_sd.engine.engine import compile_model
 cm = compile_model(sys.argv[1])
 out = {}
 if sys.argv[2] == "source":
-    from model.runtime_numba import NumbaRuntime
+    from ningbo_sd.engine.runtime_numba import NumbaRuntime
     rt = NumbaRuntime(cm.ir)
     out["digest"] = hashlib.sha256(rt.source.encode() + rt.I.tobytes() + rt.F.tobytes()).hexdigest()
 else:
@@ -84,7 +84,7 @@ def test_ir_cache_is_used_and_invalidated_by_edits(tmp_path, monkeypatch):
     def no_parsing(_path):
         raise AssertionError("the model was parsed again")
 
-    monkeypatch.setattr(model.compiler, "load_abstract_model", no_parsing)
+    monkeypatch.setattr(ningbo_sd.engine.compiler, "load_abstract_model", no_parsing)
     cached = compile_model(path, backend="numpy")
     np.testing.assert_array_equal(cached.run_one().to_numpy(), fresh.run_one().to_numpy())
     path.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import shutil
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from external import REPO, SUITE, missing
 
-from model.engine import compile_model
+from ningbo_sd.engine.engine import compile_model
+from ningbo_sd.resources import model_file
 
-REPO = Path(__file__).resolve().parents[1]
-SUITE = Path(__file__).resolve().parents[2] / "shared" / "test-models" / "tests"
 N_DRAWS = 20
 
 MODELS = {
-    "ningbo": REPO / "model" / "ningbo.mdl",
+    "ningbo": model_file(),
     "synthetic13": REPO / "tests" / "data" / "synthetic13.mdl",
     "subscripted_delays": SUITE / "subscripted_delays" / "test_subscripted_delays.mdl",
     "smooth_and_stock": SUITE / "smooth_and_stock" / "test_smooth_and_stock.mdl",
@@ -43,7 +42,7 @@ def case(request, tmp_path_factory):
     """(name, model copy in a temp dir, compiled model, PySD model)."""
     src = MODELS[request.param]
     if not src.is_file():
-        pytest.skip(f"{src} is absent")
+        pytest.skip(missing("suite") or f"{src} is absent")
     import pysd
 
     work = tmp_path_factory.mktemp(request.param)

@@ -1,11 +1,11 @@
-"""The vectorisable power (model.vpow): accuracy against np.power, numba == numpy bit for bit."""
+"""The vectorisable power (engine.vpow): accuracy against np.power, numba == numpy bit for bit."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from model.vpow import NUMBA_SOURCE, exp_numpy, pow_numpy
+from ningbo_sd.engine.vpow import NUMBA_SOURCE, exp_numpy, pow_numpy
 
 numba = pytest.importorskip("numba")
 

@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from external import SUITE, needs
 
-from model.engine import UnsupportedConstructError, compile_model
-from model.subscripts import key
-
-SUITE = Path(__file__).resolve().parents[2] / "shared" / "test-models" / "tests"
+from ningbo_sd.engine.engine import UnsupportedConstructError, compile_model
+from ningbo_sd.engine.subscripts import key
 
 # case -> (status, reason[, absolute/relative tolerance])
 EXPECTED = {
@@ -198,7 +197,7 @@ NUMBA_CASES = [
     "builtin_max",
 ]
 
-pytestmark = pytest.mark.skipif(not SUITE.is_dir(), reason="../shared/test-models is absent")
+pytestmark = needs("suite")
 
 
 def _model_file(case: str) -> Path | None:

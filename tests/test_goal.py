@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from cli import main
-from scenarios.goal import (
+from ningbo_sd.cli import main
+from ningbo_sd.scenarios.goal import (
     GoalError,
     frontier,
     goal_seek,
@@ -19,8 +19,8 @@ from scenarios.goal import (
     target_margin,
     target_sides,
 )
-from scenarios.run import run_scenario
-from scenarios.schema import ScenarioError
+from ningbo_sd.scenarios.run import run_scenario
+from ningbo_sd.scenarios.schema import ScenarioError
 
 DOUBLING_PLUS = "gross_output[2035] >= 2.5 * gross_output[2020]"
 OUT_OF_REACH = "gross_output[2035] >= 4 * gross_output[2020]"

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calibration.data import load_observations
-from model.metadata import read_metadata
-from model.reference import run_pysd
+from ningbo_sd.model.metadata import read_metadata
+from ningbo_sd.model.reference import run_pysd
+from ningbo_sd.plan.data import load_observations
 
 # stock -> (inflows, outflows): the balance test checks each stock's change per time step
 STOCK_FLOWS = {

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from model.metadata import MODEL_PATH, ModelFileError, read_metadata
+from ningbo_sd.model.metadata import MODEL_PATH, ModelFileError, read_metadata
+from ningbo_sd.resources import calibration_data_dir
 
-REGISTER = Path(__file__).resolve().parents[1] / "calibration" / "data" / "assumptions.csv"
+REGISTER = calibration_data_dir() / "assumptions.csv"
 CONTROL = {"FINAL TIME", "INITIAL TIME", "SAVEPER", "TIME STEP"}
 
 
@@ -88,7 +88,7 @@ def test_missing_or_broken_model_file_gives_a_clear_error(tmp_path):
 
 
 def test_pysd_reads_the_model_file():
-    from model.reference import load_pysd_model
+    from ningbo_sd.model.reference import load_pysd_model
 
     model = load_pysd_model(MODEL_PATH)
     assert "Gross Output" in model.doc["Real Name"].to_numpy()

@@ -11,10 +11,9 @@ import pytest
 from SALib.sample import latin
 from scipy import stats
 
-from cli import main
-from scenarios import montecarlo
-from scenarios.mc_results import read_results
-from scenarios.sampling import (
+from ningbo_sd.cli import main
+from ningbo_sd.uncertainty.results import read_results
+from ningbo_sd.uncertainty.sampling import (
     BLOCK_SIZE,
     POSTERIOR_COLUMN,
     engine_columns,
@@ -22,7 +21,7 @@ from scenarios.sampling import (
     sample_table,
     unit_rows,
 )
-from scenarios.uncertainty import (
+from ningbo_sd.uncertainty.spec import (
     SPEC_FILE,
     ResolvedSpec,
     UncertainParameter,
@@ -30,6 +29,7 @@ from scenarios.uncertainty import (
     load_spec,
     resolve_spec,
 )
+from ningbo_sd.uncertainty import montecarlo
 
 PINNED_SEED = 20240601
 
@@ -252,13 +252,13 @@ def test_spec_that_names_no_model_constant_or_the_wrong_shape_is_refused(tmp_pat
 
 @pytest.fixture(scope="module")
 def constants():
-    from scenarios.run import compiled_model
+    from ningbo_sd.scenarios.run import compiled_model
 
     return compiled_model().constants
 
 
 def test_default_spec_samples_every_uncertain_register_row_but_the_levers(constants):
-    from calibration.assumptions import load_assumptions
+    from ningbo_sd.plan.assumptions import load_assumptions
 
     spec = load_spec(SPEC_FILE)
     spec.posterior.use = "never"  # the register alone (the posterior may not exist yet)
@@ -337,7 +337,7 @@ def test_the_file_holds_the_seeds_sample_table_and_its_description(ensemble):
 
 
 def test_a_row_equals_a_single_run_with_its_parameters(ensemble):
-    from scenarios.run import run_scenario
+    from ningbo_sd.scenarios.run import run_scenario
 
     folder, _, _ = ensemble
     results = read_results(folder / "whole.parquet")

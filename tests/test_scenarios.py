@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from cli import main
-from scenarios.levers import load_levers
-from scenarios.run import resolve_parameters, run_raw, run_scenario
-from scenarios.schema import (
+from ningbo_sd.cli import main
+from ningbo_sd.scenarios.levers import load_levers
+from ningbo_sd.scenarios.run import resolve_parameters, run_raw, run_scenario
+from ningbo_sd.scenarios.schema import (
     ScenarioError,
     bundled_scenarios,
     dump_scenario,
@@ -116,7 +116,12 @@ def test_resolve_parameters_uses_the_scenario_values():
 
 @pytest.mark.parametrize("name", ["baseline", "energy_tight", "land_tight"])
 def test_headline_frame_reads_each_column_from_its_variable(name):
-    from model.outputs import binding_label, headline_frame, output_columns, required_variables
+    from ningbo_sd.model.outputs import (
+        binding_label,
+        headline_frame,
+        output_columns,
+        required_variables,
+    )
 
     raw = run_raw(resolve_parameters(name), columns=required_variables())
     table = headline_frame(raw)

@@ -10,12 +10,12 @@ import pytest
 import xarray as xr
 import yaml
 
-from calibration.data import load_targets
-from cli import main
-from model.outputs import output_columns
-from scenarios.run import run_batch, run_scenario
-from scenarios.schema import parse_scenario
-from scenarios.scorecard import (
+from ningbo_sd.cli import main
+from ningbo_sd.model.outputs import output_columns
+from ningbo_sd.plan.data import load_targets
+from ningbo_sd.scenarios.run import run_batch, run_scenario
+from ningbo_sd.scenarios.schema import parse_scenario
+from ningbo_sd.scenarios.scorecard import (
     TARGETS_MAPPING_FILE,
     TargetMappingError,
     load_target_specs,

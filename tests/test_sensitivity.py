@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli import main
-from scenarios.sampling import transform
-from scenarios.sensitivity import (
+from ningbo_sd.cli import main
+from ningbo_sd.uncertainty.sampling import transform
+from ningbo_sd.uncertainty.sensitivity import (
     INDEX_COLUMNS,
     analyse,
     design,
@@ -19,7 +19,7 @@ from scenarios.sensitivity import (
     salib_problem,
     write_indices,
 )
-from scenarios.uncertainty import ResolvedSpec, UncertainParameter
+from ningbo_sd.uncertainty.spec import ResolvedSpec, UncertainParameter
 
 
 def uniform_spec(*ranges) -> ResolvedSpec:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.structure import read_structure
+from ningbo_sd.model.structure import read_structure
 
 # Each loop as a closed chain of direct dependencies: every variable's equation reads the
 # one before it, and the first reads the last.

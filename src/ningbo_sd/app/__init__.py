@@ -1,0 +1,1 @@
+"""The Panel app: state (plain ``param``), controls, charts and views."""

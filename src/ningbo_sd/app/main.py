@@ -1,0 +1,396 @@
+"""The Ningbo manufacturing policy simulator: a Panel web app for policy researchers.
+
+Start it with ``ningbo-sd app`` or ``python app.py`` (add ``--port 5006 --address 127.0.0.1
+--show``), or with ``panel serve app.py``. Importing this module has no side effects:
+every browser session gets its own :class:`App` (state, widgets and figures) from
+:func:`create_app`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from ningbo_sd.app.settings import setting_names
+from ningbo_sd.app.state import AppState
+from ningbo_sd.app.text import tr
+from ningbo_sd.model.metadata import MODEL_PATH
+from ningbo_sd.scenarios.schema import SCENARIO_DIR
+
+LOGGER = logging.getLogger("ningbo_sd.app")
+TITLE = "宁波制造业政策模拟器 · Ningbo manufacturing policy simulator"
+SIDEBAR_WIDTH = 390
+HEADER_COLOUR = "#1f5fa8"
+SECTIONS: tuple[str, ...] = ("results", "uncertainty", "calibration", "structure")
+URL_DELAY_MS = 1000  # the URL is written once the settings rest this long
+URL_SCENARIO_KEYS: tuple[str, ...] = ("scenario", "compare")  # URL keys naming scenarios
+NOTIFICATION_MS = {"error": 10000, "success": 4000, "info": 2500}
+
+
+class App(Viewer):
+    """One session of the app: state, controls, views and the template that holds them.
+
+    Parameters
+    ----------
+    scenario_dirs : tuple of Path
+        Folders the scenario picker lists; new scenarios are saved into the last one.
+    model_path : Path
+        The model file.
+    engine : str, optional
+        ``ningbo_sd.scenarios.run`` engine (default: the fastest available).
+    """
+
+    state = param.ClassSelector(class_=AppState)
+
+    def __init__(
+        self,
+        scenario_dirs: tuple[Path, ...] = (SCENARIO_DIR,),
+        model_path: Path = MODEL_PATH,
+        engine: str | None = None,
+        **params,
+    ) -> None:
+        from ningbo_sd.app.charts import ResultCharts
+        from ningbo_sd.app.controls import LeverPanel, ScenarioPanel
+        from ningbo_sd.app.views import HeadlineNumbers, ScorecardView
+
+        state = AppState(model_path=model_path, scenario_dirs=scenario_dirs, engine=engine)
+        super().__init__(state=state, **params)
+        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, margin=(0, 10))
+        self.heading = pn.pane.Markdown("", margin=(0, 10))
+        self.scenario_panel = ScenarioPanel(state=state)
+        self.levers = LeverPanel(state=state, live=state.engine == "batch")
+        self.numbers = HeadlineNumbers(state=state)
+        self.charts = ResultCharts(state=state)
+        self.scorecard = ScorecardView(state=state)
+        self.sidebar_cards = {
+            "levers": pn.pane.Markdown("", margin=(10, 10, 0, 10)),
+            # filled when first opened (lighter page load)
+            "files": pn.Card(collapsed=True, sizing_mode="stretch_width"),
+            "compare": pn.Card(
+                self.scenario_panel.compare_section(),
+                collapsed=False,
+                sizing_mode="stretch_width",
+            ),
+        }
+        self.section = pn.widgets.RadioButtonGroup(
+            options={key: key for key in SECTIONS},
+            value="results",
+            color="primary",
+            variant="outline",
+            margin=(0, 10, 10, 10),
+        )
+        self.views: dict = {}  # section key -> its Viewer, built on first show
+        self._location = None  # the session's pn.state.location, once synced
+        self._url_due: float | None = None  # when a pending URL write is due (monotonic s)
+        self.sections: dict = {"results": self._results_section()}
+        self.body = pn.Column(self.sections["results"], sizing_mode="stretch_width")
+        self.sidebar_cards["files"].param.watch(self._open_files, "collapsed")
+        self.section.param.watch(self._show_section, "value")
+        state.param.watch(self._show_message, ["message"])
+        state.settings.param.watch(self._relabel, ["language"])
+        self._relabel()
+
+    # ------------------------------------------------------------------ sections
+    def _results_section(self):
+        return pn.Column(self.numbers, self.charts, self.scorecard, sizing_mode="stretch_width")
+
+    def _build_section(self, key: str):
+        if key == "uncertainty":
+            from ningbo_sd.app.uncertainty import UncertaintyView
+
+            return UncertaintyView(state=self.state)
+        if key == "calibration":
+            from ningbo_sd.app.calibration import CalibrationView
+
+            return CalibrationView(state=self.state)
+        if key == "structure":
+            from ningbo_sd.app.structure import StructureView
+
+            return StructureView(state=self.state)
+        raise KeyError(f"unknown section {key!r}; allowed: {', '.join(SECTIONS)}")
+
+    def show_section(self, key: str) -> None:
+        """Show one section (results, uncertainty, calibration, structure), building it once."""
+        if key not in self.sections:
+            self.views[key] = self._build_section(key)
+            self.sections[key] = pn.panel(self.views[key])
+            self.body.append(self.sections[key])
+        for name, view in self.sections.items():
+            view.visible = name == key
+        if self.section.value != key:
+            self.section.value = key
+
+    def _show_section(self, event) -> None:
+        self.show_section(event.new)
+
+    def _open_files(self, event) -> None:
+        card = self.sidebar_cards["files"]
+        if not event.new and not card.objects:
+            card.objects = [self.scenario_panel.file_section()]
+
+    # ------------------------------------------------------------------ wiring
+    def _show_message(self, event) -> None:
+        level, text = event.new
+        if not text:
+            return
+        if level == "error":
+            self.alert.object = text
+            self.alert.visible = True
+        else:
+            self.alert.visible = False
+        notifications = pn.state.notifications
+        if notifications is not None:
+            notify = getattr(notifications, level if level != "success" else "success")
+            notify(text, duration=NOTIFICATION_MS.get(level, 4000))
+
+    def _relabel(self, *events) -> None:
+        lang = self.state.language
+        self.heading.object = f"## {tr('app_title', lang)}"
+        self.sidebar_cards["levers"].object = f"### {tr('levers', lang)}"
+        self.sidebar_cards["files"].title = f"{tr('save', lang)} / {tr('upload', lang)}"
+        self.sidebar_cards["compare"].title = tr("compare_with", lang)
+        self.section.options = {tr(f"tab_{key}", lang): key for key in SECTIONS}
+
+    def sync_url(self) -> None:
+        """Keep the lever settings and the language in the page URL (shareable views).
+
+        The URL's values are applied when the session starts (invalid ones are reported,
+        the valid ones kept). Later changes are written to the URL once the settings have
+        rested for ``URL_DELAY_MS``, not at every slider step: each URL write is a
+        ``history.pushState`` in the browser and a message back to the server, together
+        about as much CPU as redrawing the charts, and a history entry per step would make
+        the browser's back button walk through a whole drag.
+        """
+        location = pn.state.location
+        if location is None:
+            return
+        self._location = location
+        query = location.query_params
+        self.apply_url_scenarios({key: query[key] for key in URL_SCENARIO_KEYS if key in query})
+        values = {name: query[name] for name in self._url_names() if name in query}
+        if values:
+            self.apply_url_values(values)
+        self._write_url()
+        self.state.settings.param.watch(self._url_later, self._url_names())
+        self.state.param.watch(self._url_later, ["scenario_name", "compare_name"])
+
+    def _url_names(self) -> list[str]:
+        return [*setting_names(self.state.model_path), "language"]
+
+    def url_query(self) -> dict[str, str]:
+        """The view as URL query values (the way Panel's ``Location.sync`` writes them).
+
+        The scenario the settings start from (``scenario``) and the compared one
+        (``compare``, empty for none), then every lever setting and the language.
+        """
+        settings = self.state.settings
+        query = {"scenario": self.state.scenario_name, "compare": self.state.compare_name}
+        for name in self._url_names():
+            value = settings.param[name].serialize(getattr(settings, name))
+            query[name] = value if isinstance(value, str) else json.dumps(value)
+        return query
+
+    def apply_url_scenarios(self, names: dict) -> None:
+        """Load the scenario and the compared scenario a shared URL names.
+
+        Called before the URL's lever values are applied, so that the view starts from
+        the same scenario (its title, targets and parameters no slider covers) and then
+        takes the shared settings. A name that is not one of the picker's scenarios is
+        reported and ignored.
+        """
+        files = self.state.scenario_files()
+        rejected = []
+        for key, name in names.items():
+            name = "" if name is None else str(name)
+            if not name:
+                continue
+            if name not in files:
+                rejected.append(f"{key}={name!r}")
+            elif key == "scenario" and name != self.state.scenario_name:
+                self.state.load_scenario(name)
+            elif key == "compare" and name != self.state.compare_name:
+                self.state.set_compare(name)
+        if rejected:
+            allowed = ", ".join(files)
+            self.state.notify("error", f"URL: ignored {', '.join(rejected)} (allowed: {allowed})")
+
+    def _write_url(self) -> None:
+        self._url_due = None
+        if self._location is not None:
+            self._location.update_query(**self.url_query())
+
+    def _url_later(self, *events) -> None:
+        """Write the URL once the settings have not changed for ``URL_DELAY_MS``."""
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:
+            self._write_url()
+            return
+        pending = self._url_due is not None
+        self._url_due = time.monotonic() + URL_DELAY_MS / 1000
+        if not pending:
+            pn.state.add_periodic_callback(self._url_tick, period=URL_DELAY_MS, count=1)
+
+    def _url_tick(self) -> None:
+        if self._url_due is None:
+            return
+        wait_ms = 1000 * (self._url_due - time.monotonic())
+        if wait_ms > 5:
+            pn.state.add_periodic_callback(self._url_tick, period=int(wait_ms) + 1, count=1)
+        else:
+            self._write_url()
+
+    def apply_url_values(self, values: dict) -> None:
+        """Apply settings read from the URL: all at once, else the valid ones one by one.
+
+        Invalid values (unknown type, out of range) are reported in one message.
+        """
+        try:
+            self.state.settings.param.update(**values)
+            return
+        except (ValueError, TypeError):
+            pass
+        rejected = []
+        for name, value in values.items():
+            try:
+                setattr(self.state.settings, name, value)
+            except (ValueError, TypeError):
+                rejected.append(f"{name}={value!r}")
+        if rejected:
+            allowed = "see the slider ranges"
+            self.state.notify("error", f"URL: ignored {', '.join(rejected)} ({allowed})")
+
+    def _sidebar(self) -> pn.Column:
+        return pn.Column(
+            self.scenario_panel,
+            self.sidebar_cards["levers"],
+            self.levers,
+            self.sidebar_cards["compare"],
+            self.sidebar_cards["files"],
+            width=SIDEBAR_WIDTH,
+            styles={"background": "#f6f8fb", "border-right": "1px solid #dde3ea"},
+        )
+
+    def _main(self) -> pn.Column:
+        return pn.Column(
+            self.heading, self.alert, self.section, self.body, sizing_mode="stretch_width"
+        )
+
+    def page(self) -> pn.Column:
+        """The page: a header bar, the controls on the left, the results on the right.
+
+        A plain Panel layout rather than a Bootstrap/Fast template: the templates' style
+        sheets made every chart repaint (each slider move) about twice as slow in the
+        browser, and the Fast template loads a font from Google (blocked in China).
+        """
+        header = pn.pane.HTML(
+            f'<div style="font-size:19px;font-weight:600;color:white">{TITLE}</div>',
+            styles={"background": HEADER_COLOUR, "padding": "10px 18px"},
+            sizing_mode="stretch_width",
+            margin=0,
+        )
+        return pn.Column(
+            header,
+            pn.Row(self._sidebar(), self._main(), sizing_mode="stretch_width", margin=0),
+            sizing_mode="stretch_width",
+            margin=0,
+        )
+
+    def __panel__(self):
+        return self.page()
+
+
+def report_unexpected(exc: BaseException) -> None:
+    """Panel's handler for errors escaping a callback: log the traceback, show one line."""
+    LOGGER.error("unexpected error in a callback", exc_info=exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if pn.state.notifications is not None:
+        pn.state.notifications.error(f"Unexpected error: {text}", duration=10000)
+
+
+def create_app(scenario_dirs: tuple[Path, ...] = (SCENARIO_DIR,)) -> pn.viewable.Viewable:
+    """Build one session's page (the factory ``pn.serve`` calls per browser session).
+
+    Parameters
+    ----------
+    scenario_dirs : tuple of Path
+        Folders the scenario picker lists; scenarios are saved into the last one.
+
+    Returns
+    -------
+    panel.viewable.Viewable
+        The session's page.
+    """
+    from ningbo_sd.app.bokehjs import install_fixes
+
+    pn.config.exception_handler = report_unexpected
+    app = App(scenario_dirs=scenario_dirs)
+    app.sync_url()
+    install_fixes(pn.state.curdoc)  # cheaper chart repaints in the browser
+    return app.page()
+
+
+def warm_up() -> None:
+    """Compile the engine, score one run and render the charts, so the first session is fast.
+
+    Building one session also has HoloViews render the charts (once per process, see
+    :func:`ningbo_sd.app.hvplot.chart_figure`).
+    """
+    from ningbo_sd.app.state import compute_scorecard
+    from ningbo_sd.scenarios.run import run_scenario
+
+    compute_scorecard(run_scenario())
+    App()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the app: ``python app.py [--port N] [--address A] [--show] [--save-dir D]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=5006)
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--show", action="store_true", help="open a browser tab")
+    parser.add_argument(
+        "--save-dir",
+        type=Path,
+        default=None,
+        help="folder for scenarios saved from the app (default: scenarios/)",
+    )
+    parser.add_argument(
+        "--allow-websocket-origin",
+        action="append",
+        default=None,
+        help="host:port the page may be opened from (repeatable; default the address)",
+    )
+    args = parser.parse_args(argv)
+    dirs = (SCENARIO_DIR,) if args.save_dir is None else (SCENARIO_DIR, args.save_dir)
+    warm_up()
+
+    def session() -> pn.viewable.Viewable:  # pn.serve needs a plain function, not a partial
+        return create_app(scenario_dirs=dirs)
+
+    pn.serve(
+        session,
+        port=args.port,
+        address=args.address,
+        show=args.show,
+        title=TITLE,
+        websocket_origin=args.allow_websocket_origin or [f"{args.address}:{args.port}"],
+    )
+
+
+def serve_here() -> None:
+    """Under ``panel serve``: make this document one session of the app."""
+    pn.extension(notifications=True, exception_handler=report_unexpected)
+    create_app().servable(title=TITLE)
+
+
+def run_main(argv: list[str] | None = None) -> None:
+    """``python app.py`` and ``ningbo-sd app``: load Panel's extension, then :func:`main`."""
+    pn.extension(notifications=True, exception_handler=report_unexpected)
+    main(argv)

@@ -1,0 +1,120 @@
+"""Command-line interface: ``ningbo-sd``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="System-dynamics scenarios of Ningbo's manufacturing (14th Five-Year plan).",
+)
+
+
+@app.callback()
+def _group() -> None:
+    """System-dynamics scenarios of Ningbo's manufacturing (14th Five-Year plan)."""
+
+
+# Modules that add commands: each defines ``register(app: typer.Typer) -> None`` and keeps
+# its heavy imports inside the command functions so that ``ningbo-sd --help`` stays fast.
+COMMAND_MODULES: tuple[str, ...] = (
+    "ningbo_sd.cli.mc",
+    "ningbo_sd.cli.scenario_commands",
+    "ningbo_sd.cli.calibrate",
+)
+
+USER_ERRORS: tuple[type[Exception], ...] = (ValueError, KeyError, FileNotFoundError)
+
+
+def write_atomically(frame: pd.DataFrame, output: Path, index: bool = False) -> None:
+    """Write a CSV so that a reader never sees a half-written file."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        dir=output.parent, prefix=f".{output.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            frame.to_csv(stream, index=index)
+        os.replace(temporary, output)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@app.command()
+def run(
+    scenario: Annotated[
+        Path | None, typer.Argument(help="Scenario YAML (default: the baseline defaults).")
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")] = Path(
+        "results.csv"
+    ),
+    model: Annotated[
+        Path | None, typer.Option(help="Run this Vensim model instead of the Ningbo model.")
+    ] = None,
+    all_variables: Annotated[
+        bool, typer.Option("--all", help="Write `time` plus every variable under its Vensim name.")
+    ] = False,
+    engine: Annotated[
+        str, typer.Option(help="Simulation engine: batch (compiled numpy) or pysd (reference).")
+    ] = "batch",
+) -> None:
+    """Run a scenario 2015-2035 and write one row per year."""
+    from ningbo_sd.model.metadata import MODEL_PATH
+    from ningbo_sd.scenarios.run import run_raw, run_scenario
+
+    if model is not None or all_variables:
+        params = {}
+        if scenario is not None:
+            from ningbo_sd.scenarios.run import resolve_parameters
+
+            params = resolve_parameters(scenario, model_path=model or MODEL_PATH, calibrated=None)
+        raw = run_raw(params, model or MODEL_PATH, engine)
+        frame = raw.reset_index()
+    else:
+        frame = run_scenario(scenario, engine=engine).reset_index()
+    write_atomically(frame, output)
+    typer.echo(f"wrote {len(frame)} rows x {frame.shape[1]} columns to {output}")
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI; bad input exits with code 2 and one line on stderr."""
+    _register_commands()
+    try:
+        app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 1
+    except Exception as exc:
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click's errors
+            typer.echo(f"error: {exc.format_message()}", err=True)
+            return exc.exit_code
+        if isinstance(exc, USER_ERRORS):
+            text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            message = str(text).splitlines()[0] if str(text) else type(exc).__name__
+            typer.echo(f"error: {message}", err=True)
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""``ningbo-sd mc`` and ``ningbo-sd sensitivity``: Monte Carlo and global sensitivity.
+
+Heavy imports stay inside the command functions so that ``ningbo-sd --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+SPEC_HELP = "Uncertainty specification (YAML; default scenarios/uncertainty.yaml)."
+CHUNK_HELP = "Samples per task (affects memory and speed only, never the results)."
+WORKERS_HELP = "Run on a local dask cluster of this many worker processes (127.0.0.1)."
+SCHEDULER_HELP = "Run on a running dask scheduler, e.g. tcp://10.0.0.5:8786."
+
+
+def format_number(value: float) -> str:
+    """A compact display of a number: thousands separators above 1,000, else 3 digits."""
+    if value != value:  # NaN
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+def _indicator_list(text: str) -> tuple[str, ...]:
+    from ningbo_sd.model.outputs import output_columns
+    from ningbo_sd.uncertainty.montecarlo import DEFAULT_INDICATORS
+
+    if text.strip() == "default":
+        return DEFAULT_INDICATORS
+    if text.strip() == "all":
+        return tuple(column.name for column in output_columns())
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _year_list(text: str) -> tuple[int, ...] | None:
+    if text.strip() == "all":
+        return None
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"--years {text!r}: give 'all' or comma-separated years") from None
+
+
+def print_summary(summary) -> None:
+    """Print a Monte Carlo summary: quantiles, binding constraints, target probabilities."""
+    quantiles = summary.quantiles.copy()
+    numbers = [c for c in quantiles.columns if c != "unit"]
+    for column in numbers:
+        quantiles[column] = quantiles[column].map(format_number)
+    joint = (
+        int((summary.parameters["origin"] == "posterior").sum()) if len(summary.parameters) else 0
+    )
+    typer.echo(
+        f"Monte Carlo of {summary.scenario}: {summary.n_samples:,} samples, seed {summary.seed}, "
+        f"{len(summary.parameters)} uncertain parameters"
+        + (f" ({joint} drawn jointly from the calibration posterior)" if joint else "")
+    )
+    if summary.held:
+        typer.echo(f"held at the scenario's value: {', '.join(summary.held)}")
+    typer.echo("\nQuantiles (5/25/50/75/95%):")
+    typer.echo(quantiles[["unit", "q05", "q25", "q50", "q75", "q95", "mean"]].to_string())
+    if not summary.binding.empty:
+        typer.echo("\nShare of samples by binding constraint:")
+        typer.echo(summary.binding.map(lambda v: f"{v:.1%}").to_string())
+    table = summary.probabilities
+    if not table.empty:
+        shown = table.assign(
+            target=[
+                f"{op} {format_number(v)} {u}"
+                for op, v, u in zip(table["op"], table["target_value"], table["unit"], strict=True)
+            ],
+            probability=[
+                f"{p:.1%} ± {e:.1%}" if p == p else "-"
+                for p, e in zip(table["probability"], table["std_error"], strict=True)
+            ],
+        )
+        typer.echo("\nProbability of meeting each target (± one standard error):")
+        typer.echo(shown[["label_en", "target", "probability"]].to_string())
+    if summary.output is not None:
+        typer.echo(f"\nwrote {summary.n_samples:,} samples to {summary.output}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``mc`` and ``sensitivity`` commands to the CLI."""
+
+    @app.command("mc")
+    def monte_carlo(
+        scenario: Annotated[str, typer.Argument(help="Scenario YAML or bundled name.")],
+        samples: Annotated[int, typer.Option("--samples", "-n", help="Ensemble size.")] = 1000,
+        seed: Annotated[int, typer.Option(help="Seed of the sample table.")] = 0,
+        output: Annotated[
+            Path, typer.Option("--output", "-o", help="Parquet file for per-sample results.")
+        ] = Path("mc_results.parquet"),
+        chunk_size: Annotated[int | None, typer.Option(help=CHUNK_HELP)] = None,
+        workers: Annotated[int | None, typer.Option(help=WORKERS_HELP)] = None,
+        scheduler: Annotated[str | None, typer.Option(help=SCHEDULER_HELP)] = None,
+        spec: Annotated[Path | None, typer.Option(help=SPEC_HELP)] = None,
+        design: Annotated[str, typer.Option(help="lhs (Latin hypercube) or random.")] = "lhs",
+        indicators: Annotated[
+            str,
+            typer.Option(help="Headline columns to write: default, all, or a comma list."),
+        ] = "default",
+        years: Annotated[
+            str,
+            typer.Option(help="Years to write: all (2015-2035) or a comma list incl. 2025,2035."),
+        ] = "all",
+        progress: Annotated[
+            bool | None,
+            typer.Option("--progress/--no-progress", help="Progress bar (default: on a TTY)."),
+        ] = None,
+        list_parameters: Annotated[
+            bool,
+            typer.Option(
+                "--list-parameters",
+                help="Print the uncertain parameters (distribution, origin, source) and exit.",
+            ),
+        ] = False,
+    ) -> None:
+        """Run a Monte Carlo ensemble; print quantiles and the probability of each target."""
+        from ningbo_sd.uncertainty.montecarlo import prepare, run_monte_carlo
+        from ningbo_sd.uncertainty.sampling import SPEC_FILE
+
+        if list_parameters:
+            resolved = prepare(scenario, spec or SPEC_FILE).spec
+            typer.echo(resolved.table().to_string(index=False))
+            if resolved.held:
+                typer.echo(f"held at the scenario's value: {', '.join(resolved.held)}")
+            return
+        summary = run_monte_carlo(
+            scenario,
+            samples,
+            seed,
+            output=output,
+            spec=spec or SPEC_FILE,
+            design=design,
+            chunk_size=chunk_size,
+            workers=workers,
+            scheduler=scheduler,
+            indicators=_indicator_list(indicators),
+            years=_year_list(years),
+            progress=progress,
+        )
+        print_summary(summary)
+
+    @app.command("sensitivity")
+    def sensitivity(
+        scenario: Annotated[str, typer.Argument(help="Scenario YAML or bundled name.")],
+        method: Annotated[str, typer.Option(help="sobol or morris.")] = "sobol",
+        output: Annotated[
+            Path, typer.Option("--output", "-o", help="Indices: .csv, .parquet or .json.")
+        ] = Path("sensitivity.csv"),
+        samples: Annotated[
+            int,
+            typer.Option(
+                "--samples", "-n", help="Sobol: base samples (a power of 2); Morris: trajectories."
+            ),
+        ] = 1024,
+        seed: Annotated[int, typer.Option(help="Seed of the design and the bootstrap.")] = 0,
+        parameters: Annotated[
+            str | None,
+            typer.Option(help="Comma list of uncertain parameters to vary (default: all)."),
+        ] = None,
+        target: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="Scorecard target to analyse (repeatable; default gross_output_2035)."
+            ),
+        ] = None,
+        chunk_size: Annotated[int | None, typer.Option(help=CHUNK_HELP)] = None,
+        workers: Annotated[int | None, typer.Option(help=WORKERS_HELP)] = None,
+        scheduler: Annotated[str | None, typer.Option(help=SCHEDULER_HELP)] = None,
+        spec: Annotated[Path | None, typer.Option(help=SPEC_HELP)] = None,
+    ) -> None:
+        """Global sensitivity (Sobol or Morris) of 2035 gross output and the doubling goal."""
+        from ningbo_sd.uncertainty.sampling import SPEC_FILE
+        from ningbo_sd.uncertainty.sensitivity import run_sensitivity, write_indices
+
+        names = [p.strip() for p in parameters.split(",") if p.strip()] if parameters else None
+        result = run_sensitivity(
+            scenario,
+            method=method,
+            n=samples,
+            seed=seed,
+            spec=spec or SPEC_FILE,
+            parameters=names,
+            targets=tuple(target) if target else None,
+            chunk_size=chunk_size,
+            workers=workers,
+            scheduler=scheduler,
+        )
+        write_indices(result.indices, output)
+        typer.echo(result.report())
+        typer.echo(f"\nwrote {len(result.indices)} rows ({result.n_runs:,} runs) to {output}")

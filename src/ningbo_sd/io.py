@@ -1,0 +1,254 @@
+"""Plumbing every layer shares: user errors, atomic writes, the safe YAML reader, numbers.
+
+One of each, here, so that the CLI, the app, the calibration and the Monte Carlo behave alike.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+__all__ = [
+    "USER_ERRORS",
+    "UserError",
+    "atomic_write",
+    "format_number",
+    "plain_decimal",
+    "read_yaml",
+    "read_yaml_file",
+    "write_text_atomically",
+]
+
+#: The largest YAML text read (scenario files and uploads are a few kB).
+MAX_YAML_BYTES = 1_000_000
+#: The deepest nesting of mappings and lists a YAML document may have.
+MAX_YAML_DEPTH = 20
+#: The most characters of a bad value quoted back in an error line.
+EXCERPT_CHARS = 60
+
+
+class UserError(ValueError):
+    """Bad input from a user: reported as one line naming the file, the field, the value and
+    what is allowed, never as a traceback (the CLI exits 2, the app shows a message)."""
+
+
+#: What the CLI and the app report as one line instead of a traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (UserError, ValueError, KeyError, OSError)
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """A short, single-line excerpt of a value for an error line."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+# ---------------------------------------------------------------- atomic writes
+
+
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Write ``path`` through a temporary sibling and one atomic rename.
+
+    A reader never sees a half-written file and a failed write leaves the old file as it
+    was. The new file gets the mode of the file it replaces, else what a plain ``open``
+    gives (``0o666`` less the umask). A symbolic link is written through (its target is
+    replaced); a folder, a FIFO or a device is refused, never replaced.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination.
+    write : callable
+        Called with the temporary path; must write the whole content there.
+
+    Returns
+    -------
+    Path
+        The destination.
+
+    Raises
+    ------
+    UserError
+        If the destination is not a regular file or its folder cannot be made.
+    """
+    path = Path(path)
+    if str(path) in ("", "."):
+        raise UserError("output path is empty: name a file")
+    target = path.resolve() if path.is_symlink() else path
+    mode = _default_mode()
+    if target.exists():
+        info = target.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise UserError(f"{path}: is a folder; name a file to write")
+        if not stat.S_ISREG(info.st_mode):
+            raise UserError(f"{path}: not a regular file (a FIFO or a device); name a file")
+        mode = stat.S_IMODE(info.st_mode)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"{path}: {target.parent} is not a folder") from None
+    handle, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    """Write a UTF-8 text file atomically (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
+# ---------------------------------------------------------------- YAML
+
+_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_FastLoader):
+    """A safe YAML loader (libyaml where installed) that refuses a key written twice."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep=False):
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key {key!r} appears twice in one mapping (first on line {seen[key]})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
+def _depth(data, limit: int) -> int:
+    """Nesting depth of plain data, stopping past ``limit`` (aliases are visited once)."""
+    stack, seen, deepest = [(data, 1)], set(), 0
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict | list) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def read_yaml(text: str | bytes, source: str, max_bytes: int = MAX_YAML_BYTES):
+    """Parse YAML text safely: no tags that build objects, unique keys, bounded size and depth.
+
+    Parameters
+    ----------
+    text : str or bytes
+        The document (bytes must be UTF-8).
+    source : str
+        Where it came from (a file name), for error lines.
+    max_bytes : int
+        The largest document accepted.
+
+    Returns
+    -------
+    object
+        Plain data: dicts, lists, strings, numbers, booleans, None.
+
+    Raises
+    ------
+    UserError
+        One line naming ``source``: too large, not UTF-8, malformed (with line and column),
+        a key written twice, or nested too deeply. Never the document's content.
+    """
+    size = len(text.encode("utf-8", "replace") if isinstance(text, str) else text)
+    if size > max_bytes:
+        raise UserError(f"{source}: {size:,} bytes; a YAML file here is at most {max_bytes:,}")
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError(f"{source}: not a UTF-8 text file") from None
+    if "\x00" in text:
+        raise UserError(f"{source}: not a UTF-8 text file (it holds NUL bytes)")
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = excerpt(getattr(exc, "problem", None) or type(exc).__name__, 120)
+        raise UserError(f"{source}: malformed YAML{at}: {problem}") from None
+    except RecursionError:
+        raise UserError(f"{source}: nested too deeply (at most {MAX_YAML_DEPTH} levels)") from None
+    if _depth(data, MAX_YAML_DEPTH) > MAX_YAML_DEPTH:
+        raise UserError(f"{source}: nested too deeply (at most {MAX_YAML_DEPTH} levels)")
+    return data
+
+
+def read_yaml_file(path: str | Path, max_bytes: int = MAX_YAML_BYTES):
+    """Read a YAML file with :func:`read_yaml`; a missing or unreadable file is a UserError."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise UserError(f"{path}: is a folder; expected a YAML file")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise UserError(f"{path}: {size:,} bytes; a YAML file here is at most {max_bytes:,}")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except PermissionError:
+        raise UserError(f"{path}: not readable (permission denied)") from None
+    return read_yaml(data, str(path), max_bytes)
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def format_number(value) -> str:
+    """A compact display of a number: thousands separators from 1,000, else 4 digits.
+
+    ``None`` and NaN show as ``-``; text is returned as it is.
+    """
+    if value is None or isinstance(value, str):
+        return "-" if value is None else value
+    value = float(value)
+    if math.isnan(value):
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:.1f}"
+    return f"{value:.4g}"
+
+
+def plain_decimal(value: float) -> str:
+    """Shortest plain decimal for a number (``30000.0`` -> ``"30000"``, ``2.5`` -> ``"2.5"``)."""
+    if not math.isfinite(value):
+        raise ValueError(f"not finite: {value}")
+    text = f"{value:.10f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text

@@ -1,0 +1,1 @@
+"""The Ningbo model: its metadata, outputs table, structure and PySD reference runs."""

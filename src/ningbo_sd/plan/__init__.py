@@ -1,0 +1,1 @@
+"""The plan's figures, targets and the assumptions register, as validated data."""

@@ -1,0 +1,1 @@
+"""Uncertainty: the spec, sampling, Monte Carlo, sensitivity and their results."""
