@@ -129,7 +129,13 @@ def test_bad_model_exits_2(tmp_path, capsys, content, expected):
 
 def test_console_script_exit_code(tmp_path):
     completed = subprocess.run(
-        [sys.executable, "-c", "import sys; from ningbo_sd.cli import main; sys.exit(main())", "run", "nonexistent"],
+        [
+            sys.executable,
+            "-c",
+            "import sys; from ningbo_sd.cli import main as m; sys.exit(m())",
+            "run",
+            "nonexistent",
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ningbo_sd.io import plain_decimal
 from ningbo_sd.plan.data import (
     CLUSTERS,
     INDICATORS_PATH,
@@ -18,7 +19,6 @@ from ningbo_sd.plan.data import (
     TARGETS_PATH,
     DataFileError,
     decimals,
-    format_number,
     load_indicators,
     load_observations,
     load_targets,
@@ -77,9 +77,9 @@ def _chinese_forms(value: float) -> set[str]:
 def _number_in_quote(value_text: str, quote: str) -> bool:
     """Whether the quote prints the value as a standalone number (Arabic, 万-scaled or Chinese)."""
     value = abs(float(value_text))
-    arabic = {value_text.strip().lstrip("+-"), format_number(value)}
+    arabic = {value_text.strip().lstrip("+-"), plain_decimal(value)}
     if value >= 10000:
-        arabic.add(format_number(value / 10000) + "万")
+        arabic.add(plain_decimal(value / 10000) + "万")
     for form in arabic:
         if re.search(rf"(?<![\d.]){re.escape(form)}(?!\.?\d)", quote):
             return True

@@ -12,6 +12,7 @@ from SALib.sample import latin
 from scipy import stats
 
 from ningbo_sd.cli import main
+from ningbo_sd.uncertainty import montecarlo
 from ningbo_sd.uncertainty.results import read_results
 from ningbo_sd.uncertainty.sampling import (
     BLOCK_SIZE,
@@ -29,7 +30,6 @@ from ningbo_sd.uncertainty.spec import (
     load_spec,
     resolve_spec,
 )
-from ningbo_sd.uncertainty import montecarlo
 
 PINNED_SEED = 20240601
 

@@ -16,6 +16,7 @@ import yaml
 
 __all__ = [
     "USER_ERRORS",
+    "AtomicOutput",
     "UserError",
     "atomic_write",
     "format_number",
@@ -57,13 +58,62 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Write ``path`` through a temporary sibling and one atomic rename.
+class AtomicOutput:
+    """A file being written: a temporary sibling of ``path``, renamed into place on commit.
 
-    A reader never sees a half-written file and a failed write leaves the old file as it
-    was. The new file gets the mode of the file it replaces, else what a plain ``open``
+    A reader never sees a half-written file and a failed or aborted write leaves the old
+    file as it was. The destination's folder must exist (a mistyped folder is reported, not
+    created). The new file gets the mode of the file it replaces, else what a plain ``open``
     gives (``0o666`` less the umask). A symbolic link is written through (its target is
     replaced); a folder, a FIFO or a device is refused, never replaced.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination.
+
+    Raises
+    ------
+    UserError
+        If the destination is not a regular file or its folder does not exist.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) in ("", "."):
+            raise UserError("output path is empty: name a file")
+        target = self.path.resolve() if self.path.is_symlink() else self.path
+        self.mode = _default_mode()
+        if target.exists():
+            info = target.stat()
+            if stat.S_ISDIR(info.st_mode):
+                raise UserError(f"{path}: is a folder; name a file to write")
+            if not stat.S_ISREG(info.st_mode):
+                raise UserError(f"{path}: not a regular file (a FIFO or a device); name a file")
+            self.mode = stat.S_IMODE(info.st_mode)
+        if not target.parent.is_dir():
+            what = "is not a folder" if target.parent.exists() else "does not exist"
+            raise UserError(f"{path}: folder {target.parent} {what}")
+        handle, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+        )
+        os.close(handle)
+        self.target = target
+        self.temporary = Path(temporary)
+
+    def commit(self) -> Path:
+        """Give the file its mode and rename it into place; returns the destination."""
+        os.chmod(self.temporary, self.mode)
+        os.replace(self.temporary, self.target)
+        return self.path
+
+    def abort(self) -> None:
+        """Delete the temporary file; the destination is untouched."""
+        self.temporary.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Write ``path`` through :class:`AtomicOutput`: ``write`` fills the temporary file.
 
     Parameters
     ----------
@@ -80,36 +130,15 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     Raises
     ------
     UserError
-        If the destination is not a regular file or its folder cannot be made.
+        If the destination is not a regular file or its folder does not exist.
     """
-    path = Path(path)
-    if str(path) in ("", "."):
-        raise UserError("output path is empty: name a file")
-    target = path.resolve() if path.is_symlink() else path
-    mode = _default_mode()
-    if target.exists():
-        info = target.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise UserError(f"{path}: is a folder; name a file to write")
-        if not stat.S_ISREG(info.st_mode):
-            raise UserError(f"{path}: not a regular file (a FIFO or a device); name a file")
-        mode = stat.S_IMODE(info.st_mode)
+    output = AtomicOutput(path)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise UserError(f"{path}: {target.parent} is not a folder") from None
-    handle, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
+        write(output.temporary)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        output.abort()
         raise
-    return path
+    return output.commit()
 
 
 def write_text_atomically(path: str | Path, text: str) -> Path:
@@ -129,6 +158,8 @@ class _UniqueKeyLoader(_FastLoader):
 def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep=False):
     seen: dict = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # ``<<: *anchor`` merges; explicit keys may override merged ones
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(

@@ -19,9 +19,10 @@ from bokeh.plotting import figure
 from panel.viewable import Viewer
 
 from ningbo_sd.app.charts import CURRENT_COLOUR, fit_y_range, make_figure
-from ningbo_sd.app.state import USER_ERRORS, AppState
+from ningbo_sd.app.state import AppState
 from ningbo_sd.app.text import display_unit, tr
 from ningbo_sd.app.views import format_value
+from ningbo_sd.io import USER_ERRORS
 
 CALIBRATION_YEARS = range(2015, 2021)
 WITHIN_COLOUR, OUTSIDE_COLOUR = "#2e7d32", "#c0392b"

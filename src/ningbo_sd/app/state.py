@@ -8,9 +8,7 @@ scenario files (listing, loading, saving) and the runs.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +16,6 @@ from types import MappingProxyType
 
 import pandas as pd
 import param
-import yaml
 
 from ningbo_sd.app.settings import (
     default_settings,
@@ -28,6 +25,7 @@ from ningbo_sd.app.settings import (
     settings_to_scenario,
 )
 from ningbo_sd.app.text import tr
+from ningbo_sd.io import USER_ERRORS, UserError, read_yaml, read_yaml_file, write_text_atomically
 from ningbo_sd.model.metadata import MODEL_PATH
 from ningbo_sd.scenarios.schema import (
     SCENARIO_DIR,
@@ -40,16 +38,14 @@ from ningbo_sd.scenarios.schema import (
 
 SCENARIO_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 BASELINE_NAME = "baseline"
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-USER_ERRORS: tuple[type[Exception], ...] = (ScenarioError, ValueError, KeyError, OSError)
 
 
 @lru_cache(maxsize=256)
 def _file_header(path: str, mtime: float, size: int) -> tuple[bool, Mapping | None]:
     """(looks like a scenario, its title) of a YAML file; cached per modification (read-only)."""
     try:
-        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=YAML_LOADER)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = read_yaml_file(path)
+    except UserError:
         return True, None
     if not isinstance(data, dict):
         return True, None
@@ -111,19 +107,6 @@ def read_scenario(path: str | Path, model_path: str | Path = MODEL_PATH) -> Scen
     except OSError:
         return load_scenario(path, model_path)  # reports the missing file
     return _read_scenario(str(path), status.st_mtime, status.st_size, str(model_path))
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def check_scenario_name(name: str) -> str:
@@ -321,18 +304,8 @@ class AppState(param.Parameterized):
     def load_scenario_text(self, text: bytes | str, filename: str) -> bool:
         """Load an uploaded scenario file's content; an invalid file changes nothing."""
         try:
-            if isinstance(text, bytes):
-                text = text.decode("utf-8")
-            data = yaml.safe_load(text)
+            data = read_yaml(text, filename)
             scenario = parse_scenario(data, source=filename, model_path=self.model_path)
-        except UnicodeDecodeError:
-            self._error(f"{filename}: not UTF-8 text")
-            return False
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}" if mark else ""
-            self._error(f"{filename}: malformed YAML{at}: {getattr(exc, 'problem', exc)}")
-            return False
         except USER_ERRORS as exc:
             self._error(exc)
             return False
@@ -363,7 +336,7 @@ class AppState(param.Parameterized):
     def scenario_yaml(self, title: str | None = None) -> str:
         """The current settings as scenario-file text (validated by a round trip)."""
         text = dump_scenario(self.current_scenario(title=title))
-        parse_scenario(yaml.safe_load(text), source="saved scenario", model_path=self.model_path)
+        parse_scenario(read_yaml(text, "saved scenario"), "saved scenario", self.model_path)
         return text
 
     def save_scenario(self, name: str, title: str | None = None) -> Path | None:

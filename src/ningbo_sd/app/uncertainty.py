@@ -22,9 +22,10 @@ from bokeh.models import ColumnDataSource, Legend, LegendItem, NumeralTickFormat
 from panel.viewable import Viewer
 
 from ningbo_sd.app.charts import column_label, column_unit, fit_y_range, make_figure
-from ningbo_sd.app.state import USER_ERRORS, AppState
+from ningbo_sd.app.state import AppState
 from ningbo_sd.app.text import tr
 from ningbo_sd.app.views import scorecard_html
+from ningbo_sd.io import USER_ERRORS
 
 FAN_INDICATORS: tuple[str, ...] = ("gross_output", "value_added", "rd_intensity", "energy_use")
 SAMPLE_SIZES: tuple[int, ...] = (1000, 2000, 5000)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from ningbo_sd.io import UserError, read_yaml_file
 from ningbo_sd.resources import calibration_dir
 
 MAP_FILE = calibration_dir() / "observation_map.yaml"
@@ -27,7 +27,7 @@ STATUS_NOT_FITTED = "not fitted"
 STATUS_NOT_MODELLED = "not modelled"
 
 
-class ObservationMapError(ValueError):
+class ObservationMapError(UserError):
     """The observation map is malformed or does not cover the observations."""
 
 
@@ -139,9 +139,9 @@ def load_observation_map(path: str | Path = MAP_FILE) -> ObservationMap:
     if not path.is_file():
         raise ObservationMapError(f"{path}: observation map not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ObservationMapError(f"{path}: not valid YAML: {exc}") from None
+        data = read_yaml_file(path) or {}
+    except UserError as exc:
+        raise ObservationMapError(str(exc)) from None
     if not isinstance(data, dict) or "indicators" not in data:
         raise ObservationMapError(f"{path}: expected a mapping with an 'indicators' section")
     extra = set(data) - {"indicators", "rows"}

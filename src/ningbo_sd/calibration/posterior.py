@@ -17,9 +17,9 @@ import emcee
 import numpy as np
 import pandas as pd
 
-from ningbo_sd.calibration.files import atomic_write
 from ningbo_sd.calibration.fit import FitResult
 from ningbo_sd.calibration.problem import CalibrationProblem
+from ningbo_sd.io import atomic_write
 
 #: Posterior sd over the prior range's sd below which the data constrain a parameter.
 CONSTRAINED_RATIO = 0.5

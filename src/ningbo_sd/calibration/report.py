@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ningbo_sd.calibration.files import atomic_write, write_text_atomically
 from ningbo_sd.calibration.fit import FitResult
 from ningbo_sd.calibration.observations import STATUS_FITTED
 from ningbo_sd.calibration.posterior import (
@@ -32,6 +31,7 @@ from ningbo_sd.calibration.posterior import (
     identifiability,
     strong_pairs,
 )
+from ningbo_sd.io import atomic_write, write_text_atomically
 
 REPORT_JSON = "calibration_report.json"
 REPORT_CSV = "calibration_report.csv"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
+
+from ningbo_sd.io import USER_ERRORS, atomic_write
 
 app = typer.Typer(
     add_completion=False,
@@ -30,24 +29,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ningbo_sd.cli.scenario_commands",
     "ningbo_sd.cli.calibrate",
 )
-
-USER_ERRORS: tuple[type[Exception], ...] = (ValueError, KeyError, FileNotFoundError)
-
-
-def write_atomically(frame: pd.DataFrame, output: Path, index: bool = False) -> None:
-    """Write a CSV so that a reader never sees a half-written file."""
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=output.parent, prefix=f".{output.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            frame.to_csv(stream, index=index)
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 @app.command()
@@ -82,7 +63,7 @@ def run(
         frame = raw.reset_index()
     else:
         frame = run_scenario(scenario, engine=engine).reset_index()
-    write_atomically(frame, output)
+    atomic_write(output, lambda temporary: frame.to_csv(temporary, index=False))
     typer.echo(f"wrote {len(frame)} rows x {frame.shape[1]} columns to {output}")
 
 

@@ -168,6 +168,9 @@ def register(app: typer.Typer) -> None:
         record = dict(vars(settings))
         record["observations"] = str(observations or "calibration/data/observations.csv")
         record["assumptions"] = str(assumptions or "calibration/data/assumptions.csv")
+        if not output.parent.exists():  # the calibration writes a set of files: a folder
+            output.parent.mkdir(parents=True)
+            typer.echo(f"created folder {output.parent}", err=True)
         written = write_outputs(fit, posterior, output, record, settings.keep_draws)
         fitted = [t for t in fit.problem.terms if t.status == "fitted"]
         typer.echo(

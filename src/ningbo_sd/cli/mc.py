@@ -10,21 +10,12 @@ from typing import Annotated
 
 import typer
 
+from ningbo_sd.io import format_number
+
 SPEC_HELP = "Uncertainty specification (YAML; default scenarios/uncertainty.yaml)."
 CHUNK_HELP = "Samples per task (affects memory and speed only, never the results)."
 WORKERS_HELP = "Run on a local dask cluster of this many worker processes (127.0.0.1)."
 SCHEDULER_HELP = "Run on a running dask scheduler, e.g. tcp://10.0.0.5:8786."
-
-
-def format_number(value: float) -> str:
-    """A compact display of a number: thousands separators above 1,000, else 3 digits."""
-    if value != value:  # NaN
-        return "-"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.3g}"
 
 
 def _indicator_list(text: str) -> tuple[str, ...]:

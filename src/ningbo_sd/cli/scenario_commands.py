@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import unicodedata
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from ningbo_sd.io import atomic_write, format_number
 
 SCENARIO_HELP = "Scenario YAML file, or a bundled scenario's name (see `ningbo-sd scenarios`)."
 OUTPUT_HELP = "Write to this file instead of the screen (replaced atomically)."
@@ -28,20 +28,6 @@ class OutputFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
-
-
-def format_number(value) -> str:
-    """A compact display of a number: thousands separators above 1,000, else 4 digits."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, str):
-        return value
-    value = float(value)
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    if abs(value) >= 100:
-        return f"{value:.1f}"
-    return f"{value:.4g}"
 
 
 def verdict(met) -> str:
@@ -96,19 +82,8 @@ def emit(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text)
         return
-    output = Path(output)
-    if output.parent and not output.parent.is_dir():
-        raise FileNotFoundError(f"{output}: folder {output.parent} does not exist")
-    handle, temporary = tempfile.mkstemp(
-        dir=output.parent, prefix=f".{output.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text if text.endswith("\n") else text + "\n")
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    text = text if text.endswith("\n") else text + "\n"
+    atomic_write(output, lambda temporary: temporary.write_text(text, encoding="utf-8"))
     typer.echo(f"wrote {output}", err=True)
 
 

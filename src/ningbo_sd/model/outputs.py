@@ -12,8 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from ningbo_sd.io import read_yaml_file
 from ningbo_sd.resources import model_dir
 
 OUTPUTS_FILE = model_dir() / "outputs.yaml"
@@ -51,7 +51,7 @@ class OutputColumn:
 @lru_cache(maxsize=1)
 def output_columns() -> tuple[OutputColumn, ...]:
     """Return the headline columns in file order, then one per cluster."""
-    spec = yaml.safe_load(OUTPUTS_FILE.read_text(encoding="utf-8"))
+    spec = read_yaml_file(OUTPUTS_FILE)
     columns = [
         OutputColumn(
             name=name,

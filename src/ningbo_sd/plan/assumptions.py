@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ningbo_sd.io import UserError
 from ningbo_sd.resources import calibration_data_dir
 
 ASSUMPTIONS_FILE = calibration_data_dir() / "assumptions.csv"
@@ -36,7 +37,7 @@ CATEGORIES = ("plan", "derived", "assumption", "lever", "definition")
 BOOLEAN_TEXT = {"true": True, "false": False}
 
 
-class AssumptionsError(ValueError):
+class AssumptionsError(UserError):
     """The assumptions register is malformed; the message names file, line and column."""
 
 

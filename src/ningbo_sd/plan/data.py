@@ -16,7 +16,6 @@ message names the file, the 1-based *data row* (the header is not counted) toget
 from __future__ import annotations
 
 import csv
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from ningbo_sd.io import UserError
 from ningbo_sd.resources import calibration_data_dir
 
 DATA_DIR = calibration_data_dir()
@@ -156,7 +156,7 @@ class Problem:
         )
 
 
-class DataFileError(ValueError):
+class DataFileError(UserError):
     """A data file breaks its schema.
 
     The message names the file, then one line per problem giving the 1-based data row (header
@@ -649,11 +649,3 @@ def load_targets(
     indicators = _indicator_rows(_resolve(indicators_path, INDICATORS_PATH))
     rows = _check_rows(file, _read_csv(file, TARGET_COLUMNS), TargetRow, indicators)
     return _frame(rows, TARGET_COLUMNS)
-
-
-def format_number(value: float) -> str:
-    """Shortest plain decimal for a number (``30000.0`` -> ``"30000"``, ``2.5`` -> ``"2.5"``)."""
-    if not math.isfinite(value):
-        raise ValueError(f"not finite: {value}")
-    text = f"{value:.10f}".rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text

@@ -25,6 +25,7 @@ import pandas as pd
 import xarray as xr
 from scipy.optimize import brentq
 
+from ningbo_sd.io import UserError
 from ningbo_sd.scenarios.schema import LeverChoice, Scenario, load_scenario, parse_lever
 
 COMPARISONS: tuple[str, ...] = (">=", "<=", ">", "<")
@@ -36,7 +37,7 @@ _TOKEN = re.compile(
 )
 
 
-class GoalError(ValueError):
+class GoalError(UserError):
     """A target expression, lever or search range is invalid; the message says what is allowed."""
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import yaml
 
+from ningbo_sd.io import read_yaml_file
 from ningbo_sd.model.metadata import MODEL_PATH, read_metadata
 from ningbo_sd.resources import registry_file
 
@@ -84,7 +84,7 @@ def load_levers(model_path: str | Path = MODEL_PATH) -> dict[str, Lever]:
     dict of str to Lever
     """
     meta = read_metadata(model_path)
-    spec = yaml.safe_load(LEVERS_FILE.read_text(encoding="utf-8"))
+    spec = read_yaml_file(LEVERS_FILE)
     levers: dict[str, Lever] = {}
     for lever_id, entry in spec.items():
         kind = entry["kind"]

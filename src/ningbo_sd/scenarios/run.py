@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
-import yaml
 
+from ningbo_sd.io import read_yaml_file
 from ningbo_sd.model.metadata import MODEL_PATH, ModelFileError
 from ningbo_sd.model.outputs import (
     BINDING_LABELS,
@@ -59,7 +59,7 @@ def compiled_model(model_path: str | Path = MODEL_PATH):
 
 @lru_cache(maxsize=4)
 def _read_calibrated(path: str, mtime: float) -> dict:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    data = read_yaml_file(path) or {}
     return {
         name: (np.asarray(value, dtype=float) if isinstance(value, list) else float(value))
         for name, value in (data.get("parameters") or {}).items()

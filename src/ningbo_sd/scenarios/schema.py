@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ningbo_sd.io import UserError, read_yaml_file
 from ningbo_sd.model.metadata import MODEL_PATH, read_metadata
 from ningbo_sd.resources import scenario_dir
 from ningbo_sd.scenarios.levers import PERIODS, SHAPES, Lever, load_levers
@@ -33,7 +34,7 @@ TOP_LEVEL_FIELDS = ("title", "description", "levers", "parameters", "targets")
 PERIOD_PATTERN = re.compile(r"^\s*(\d{4})\s*[-–]\s*(\d{4})\s*$")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(UserError):
     """A scenario file or setting is invalid; the message names file, field and what is allowed."""
 
 
@@ -88,8 +89,8 @@ def _bundled(files: tuple[tuple[str, float], ...]) -> tuple[str, ...]:
     for name, _ in files:
         path = Path(name)
         try:
-            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_FastLoader)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            data = read_yaml_file(path)
+        except UserError:
             continue
         if isinstance(data, dict) and "title" in data and "levers" in data:
             names.append(path.stem)
@@ -432,33 +433,6 @@ def parse_lever(text: str) -> LeverChoice:
 # ---------------------------------------------------------------- reading and writing
 
 
-_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _UniqueKeyLoader(_FastLoader):
-    """A safe YAML loader (libyaml where installed) that refuses a key written twice."""
-
-
-def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep=False):
-    seen: dict = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"key {key!r} appears twice in one mapping (first on line {seen[key]})",
-                key_node.start_mark,
-            )
-        seen[key] = key_node.start_mark.line + 1
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
-)
-
-
 def load_scenario(path: str | Path, model_path: str | Path = MODEL_PATH) -> Scenario:
     """Read and validate a scenario file.
 
@@ -488,13 +462,9 @@ def load_scenario(path: str | Path, model_path: str | Path = MODEL_PATH) -> Scen
             f"{path}: scenario file not found (bundled scenarios: {', '.join(bundled_scenarios())})"
         )
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ScenarioError(f"{path}: malformed YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    except UnicodeDecodeError:
-        raise ScenarioError(f"{path}: not a UTF-8 text file") from None
+        data = read_yaml_file(path)
+    except UserError as exc:
+        raise ScenarioError(str(exc)) from None
     return parse_scenario(data, source=str(path), model_path=model_path)
 
 

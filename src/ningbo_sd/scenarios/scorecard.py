@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
-import yaml
 
+from ningbo_sd.io import UserError, read_yaml_file
 from ningbo_sd.resources import registry_file
 
 TARGETS_MAPPING_FILE = registry_file("targets")
@@ -39,7 +39,7 @@ SCORECARD_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-class TargetMappingError(ValueError):
+class TargetMappingError(UserError):
     """``targets.yaml`` (or a target override) is inconsistent with ``targets.csv``."""
 
 
@@ -194,9 +194,9 @@ def _load_specs(
 
     where = Path(mapping_path)
     try:
-        mapping = yaml.safe_load(where.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise TargetMappingError(f"{where}: malformed YAML: {exc}") from None
+        mapping = read_yaml_file(where) or {}
+    except UserError as exc:
+        raise TargetMappingError(str(exc)) from None
     if not isinstance(mapping, dict):
         raise TargetMappingError(f"{where}: expected a mapping of target ids")
     targets = load_targets(targets_path).set_index("id", drop=False)

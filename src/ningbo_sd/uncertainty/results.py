@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ningbo_sd.io import AtomicOutput
 
 SUMMARY_YEARS = (2025, 2035)
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -58,12 +58,8 @@ class ParquetStream:
         self.path = Path(path)
         if self.path.suffix != ".parquet":
             raise ValueError(f"{self.path}: the Monte Carlo output must be a .parquet file")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-        )
-        os.close(handle)
-        self.temporary = Path(temporary)
+        self.output = AtomicOutput(self.path)
+        self.temporary = self.output.temporary
         self.metadata = {METADATA_KEY: json.dumps(metadata, ensure_ascii=False).encode()}
         self.writer = None
         self.schema = None
@@ -87,15 +83,14 @@ class ParquetStream:
         """Close and rename the file into place."""
         if self.writer is not None:
             self.writer.close()
-        os.replace(self.temporary, self.path)
-        return self.path
+        return self.output.commit()
 
     def abort(self) -> None:
         """Close and delete the temporary file."""
         with contextlib.suppress(Exception):
             if self.writer is not None:
                 self.writer.close()
-        self.temporary.unlink(missing_ok=True)
+        self.output.abort()
 
 
 # ---------------------------------------------------------------- summaries

@@ -19,14 +19,13 @@ different units compare directly. The calibration posterior, when used, is one f
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ningbo_sd.io import atomic_write
 from ningbo_sd.scenarios.run import CALIBRATED_FILE
 from ningbo_sd.uncertainty.sampling import SPEC_FILE, ResolvedSpec, transform
 
@@ -310,10 +309,8 @@ def write_indices(frame: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix not in OUTPUT_SUFFIXES:
         raise ValueError(f"{path}: the sensitivity output must end in {', '.join(OUTPUT_SUFFIXES)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+
+    def write(temporary: Path) -> None:
         if path.suffix == ".csv":
             frame.to_csv(temporary, index=False)
         elif path.suffix == ".parquet":
@@ -322,8 +319,6 @@ def write_indices(frame: pd.DataFrame, path: str | Path) -> Path:
             frame.to_json(
                 temporary, orient="records", indent=1, force_ascii=False, double_precision=15
             )
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
     return path

@@ -21,10 +21,10 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from scipy import stats
 
+from ningbo_sd.io import UserError, read_yaml_file
 from ningbo_sd.resources import registry_file
 
 SPEC_FILE = registry_file("uncertainty")
@@ -46,7 +46,7 @@ _OPTIONAL = {"normal": {"low", "high"}, "lognormal": {"low", "high"}}
 _SHAPE_FIELDS = ("low", "high", "mode", "mean", "sd", "median", "sigma")
 
 
-class UncertaintySpecError(ValueError):
+class UncertaintySpecError(UserError):
     """An uncertainty specification is invalid; the message names file and field."""
 
 
@@ -342,13 +342,9 @@ def load_spec(path: str | Path = SPEC_FILE) -> UncertaintySpec:
     if not path.is_file():
         raise UncertaintySpecError(f"{path}: uncertainty specification not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UncertaintySpecError(f"{path}: malformed YAML{at}") from None
-    except UnicodeDecodeError:
-        raise UncertaintySpecError(f"{path}: not a UTF-8 text file") from None
+        data = read_yaml_file(path)
+    except UserError as exc:
+        raise UncertaintySpecError(str(exc)) from None
     return parse_spec(data, str(path))
 
 
