@@ -6,21 +6,24 @@ PIP ?= $(PYTHON) -m pip
 
 .PHONY: install install-test app test lint bench
 
+PIP_INSTALL = $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
+
 install:
-	$(PIP) install --quiet --disable-pip-version-check -e .
+	$(PIP_INSTALL) -e .
 
 install-test:
-	$(PIP) install --quiet --disable-pip-version-check -e ".[test]"
+	$(PIP_INSTALL) -e ".[test]"
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing Debian chromium for the browser tests"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 app: install
-	$(PYTHON) app.py
+	$(PYTHON) -m ningbo_sd app
 
 test: install-test
 	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m pytest
 
 lint:
@@ -32,3 +35,4 @@ bench: install
 	$(PYTHON) bench/bench_scenarios.py
 	$(PYTHON) bench/bench_calibration.py
 	$(PYTHON) bench/bench_montecarlo.py
+	$(PYTHON) bench/bench_startup.py

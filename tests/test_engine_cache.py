@@ -28,8 +28,10 @@ if sys.argv[2] == "source":
     rt = NumbaRuntime(cm.ir)
     out["digest"] = hashlib.sha256(rt.source.encode() + rt.I.tobytes() + rt.F.tobytes()).hexdigest()
 else:
-    df = cm.run_one()
-    mod = cm._runtime()._kernel()
+    df = cm.run_one()  # one sample: the numpy runtime, bit-identical
+    runtime = cm._runtime()  # the numba kernel: loaded (a cache hit) or compiled (a miss)
+    runtime.prepare()
+    mod = runtime._kernel()
     out["hits"] = sum(mod.run_loop.stats.cache_hits.values()) + sum(
         mod.init_loop.stats.cache_hits.values())
     out["misses"] = sum(mod.run_loop.stats.cache_misses.values()) + sum(
@@ -103,3 +105,25 @@ def test_corrupt_ir_cache_entry_is_rebuilt(tmp_path, monkeypatch):
     cm = compile_model(path, backend="numpy")
     assert np.isfinite(cm.run_one().to_numpy()).all()
     assert entry.stat().st_size > 100
+
+
+def test_a_first_start_answers_on_numpy_while_numba_compiles_elsewhere(tmp_path, monkeypatch):
+    """An empty cache: a background process compiles; runs meanwhile are numpy's, and equal."""
+    pytest.importorskip("numba")
+    monkeypatch.setenv("NINGBO_SD_ENGINE_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / SYN.name
+    shutil.copy(SYN, path)
+    cm = compile_model(path)
+    assert not cm.kernel_cached()
+    assert cm.compile_in_background()
+    process = cm._compiling
+    draws = {name: np.full(3, value) for name, value in cm.constants.items() if np.ndim(value) == 0}
+    during = cm.run(draws)
+    assert process.poll() is not None or cm.backend == "numpy"  # answered without waiting
+    assert process.wait(timeout=600) == 0
+    after = cm.run(draws)
+    assert cm.backend == "numba" and cm.kernel_cached()
+    for name in during.data_vars:
+        np.testing.assert_array_equal(during[name].to_numpy(), after[name].to_numpy())
+    fresh = compile_model(path)
+    assert fresh.kernel_cached() and not fresh.compile_in_background()

@@ -15,6 +15,8 @@ from ningbo_sd.engine.engine import compile_model
 from ningbo_sd.resources import model_file
 
 N_DRAWS = 20
+#: models on which both runtimes agree bit for bit (a sum's order is the kernel's)
+BIT_IDENTICAL = {"ningbo", "synthetic13"}
 
 MODELS = {
     "ningbo": model_file(),
@@ -155,7 +157,8 @@ def test_batch_sample_equals_single_run(case):
 
 
 def test_numpy_and_numba_runtimes_agree(case):
-    """The jitted runtime equals the numpy reference runtime (1e-12)."""
+    """The jitted runtime equals the numpy reference runtime: bit for bit on the project's
+    models (sums fold in the kernel's order), to 1e-12 on the rest of the suite."""
     pytest.importorskip("numba")
     name, path, cm, _ = case
     ref = compile_model(path, backend="numpy")
@@ -163,6 +166,11 @@ def test_numpy_and_numba_runtimes_agree(case):
     params = {k: np.stack([d[k] for d in draws]) for k in cm.constants}
     a, b = cm.run(params), ref.run(params)
     for var in a.data_vars:
+        if name in BIT_IDENTICAL:  # the first start answers on numpy while numba compiles
+            np.testing.assert_array_equal(
+                a[var].to_numpy(), b[var].to_numpy(), err_msg=f"{name}: {var}"
+            )
+            continue
         np.testing.assert_allclose(
             a[var].to_numpy(), b[var].to_numpy(), rtol=1e-12, atol=1e-300, err_msg=f"{name}: {var}"
         )

@@ -3,7 +3,7 @@ manufacturing plan, a batch engine for it and the tools around it.
 
 Layers import downward only (``tests/test_layers.py`` enforces it)::
 
-    engine -> model -> plan -> scenarios -> uncertainty -> calibration -> cli, app
+    engine -> model -> plan -> scenarios -> uncertainty -> calibration -> app -> cli
 
 ``engine`` is a generic Vensim compiler that knows nothing of Ningbo; ``resources`` and ``io``
 are plumbing every layer may use.

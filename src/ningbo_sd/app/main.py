@@ -343,8 +343,10 @@ def warm_up() -> None:
     :func:`ningbo_sd.app.hvplot.chart_figure`).
     """
     from ningbo_sd.app.state import compute_scorecard
-    from ningbo_sd.scenarios.run import run_scenario
+    from ningbo_sd.scenarios.run import compiled_model, run_scenario
 
+    # a new machine: numba compiles in another process while the app answers on numpy
+    compiled_model().compile_in_background()
     compute_scorecard(run_scenario())
     App()
 

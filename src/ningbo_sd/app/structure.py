@@ -40,7 +40,7 @@ from panel.viewable import Viewer
 
 from ningbo_sd.app.state import AppState
 from ningbo_sd.app.text import tr
-from ningbo_sd.model.metadata import MODEL_PATH, ModelFileError
+from ningbo_sd.model.metadata import MODEL_PATH, ModelFileError, file_digest
 
 CONTROL_NAMES = frozenset({"INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER", "Time"})
 KINDS: tuple[str, ...] = ("stock", "flow", "auxiliary", "constant")
@@ -95,26 +95,6 @@ def normal_name(name: str) -> str:
     return re.sub(r"[\s_]+", " ", name.strip().lower())
 
 
-def model_text_entries(text: str) -> dict[str, tuple[str, str]]:
-    """Variable name -> (sector, equation text), from the group markers and the equations.
-
-    Sectors are the Vensim groups (a ``.Capital`` line between rows of ``*``); the equation
-    is the text between the name and the first ``~``, on one line.
-    """
-    sector, out = "", {}
-    for chunk in text.split("\\\\\\---///")[0].split("|"):
-        group = re.search(r"\*{5,}\s*\n\s*\.(.+?)\s*\n\s*\*{5,}", chunk)
-        if group:
-            sector = group.group(1).strip()
-            continue
-        definition = re.match(r"\s*([^=~(\[\n:]+?)\s*(\[[^\]]*\])?\s*(:?=|\()", chunk)
-        if definition:
-            name = definition.group(1).strip()
-            equation = chunk[definition.start(1) :].split("~")[0]
-            out.setdefault(name, (sector, " ".join(equation.split())))
-    return out
-
-
 def integ_rate_text(equation: str) -> str:
     """The rate (first argument) of an ``INTEG(rate, initial)`` equation, else ''."""
     match = re.search(r"INTEG\s*\(", equation, flags=re.IGNORECASE)
@@ -141,13 +121,13 @@ def mentions(text: str, name: str) -> bool:
 
 
 @lru_cache(maxsize=4)
-def _graph(path: str, mtime: float) -> ModelGraph:
+def _graph(path: str, digest: str) -> ModelGraph:
     from ningbo_sd.model.metadata import read_metadata
     from ningbo_sd.model.structure import read_structure
 
     structure = read_structure(path)
     meta = read_metadata(path)
-    entries = model_text_entries(Path(path).read_text(encoding="utf-8", errors="replace"))
+    entries = {name: (structure.sector[name], structure.equation[name]) for name in structure.kind}
     kinds = {
         name: "constant" if kind == "lookup" else kind
         for name, kind in structure.kind.items()
@@ -194,7 +174,7 @@ def model_graph(model_path: str | Path = MODEL_PATH) -> ModelGraph:
     path = Path(model_path).resolve()
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found (expected a Vensim .mdl file)")
-    return _graph(str(path), path.stat().st_mtime)
+    return _graph(str(path), file_digest(path))
 
 
 def neighbourhood(graph: ModelGraph, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -67,6 +67,26 @@ def run(
     typer.echo(f"wrote {len(frame)} rows x {frame.shape[1]} columns to {output}")
 
 
+@app.command("app")
+def serve_app(
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 5006,
+    address: Annotated[
+        str, typer.Option(help="Address to bind (default this machine only: 127.0.0.1).")
+    ] = "127.0.0.1",
+    show: Annotated[bool, typer.Option(help="Open a browser tab.")] = False,
+    save_dir: Annotated[
+        Path | None, typer.Option(help="Folder for scenarios saved from the app.")
+    ] = None,
+) -> None:
+    """Serve the Panel app (what `python app.py` does in a checkout)."""
+    from ningbo_sd.app.main import run_main
+
+    argv = ["--port", str(port), "--address", address]
+    argv += ["--show"] if show else []
+    argv += ["--save-dir", str(save_dir)] if save_dir is not None else []
+    run_main(argv)
+
+
 def _register_commands() -> None:
     import importlib
 

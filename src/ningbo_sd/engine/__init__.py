@@ -1,16 +1,13 @@
-"""Ningbo manufacturing system-dynamics model package.
+"""A generic batch engine for Vensim models: PySD's abstract model -> IR -> numba/numpy kernels.
 
-The batch engine compiles the Vensim model (``model/ningbo.mdl``) into a
-vectorised simulator; see :mod:`ningbo_sd.engine.engine`.
+It knows nothing of Ningbo and imports nothing else from ``ningbo_sd``
+(``tests/test_layers.py`` checks it). :func:`compile_model` compiles a ``.mdl`` once; the
+compiled model runs many samples fast. See ``docs/engine.md``.
 """
 
-from .engine import (
-    CompiledModel,
-    UnsupportedConstructError,
-    VariableMeta,
-    compile_model,
-    run_default,
-)
+from __future__ import annotations
+
+import importlib
 
 __all__ = [
     "CompiledModel",
@@ -19,3 +16,10 @@ __all__ = [
     "compile_model",
     "run_default",
 ]
+
+
+def __getattr__(name: str):
+    """Import :mod:`.engine` (pandas and numpy) only when its names are used."""
+    if name in __all__:
+        return getattr(importlib.import_module(".engine", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

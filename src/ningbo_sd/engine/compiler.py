@@ -40,7 +40,15 @@ from .statefuls import StatefulLowering
 from .subscripts import Frame, Subscripts, key
 from .toposort import order_model
 
-__all__ = ["build_ir", "cache_dir", "load_abstract_model", "load_ir"]
+__all__ = [
+    "build_ir",
+    "cache_dir",
+    "cached_product",
+    "compiler_version",
+    "file_digest",
+    "load_abstract_model",
+    "load_ir",
+]
 
 _NUMBER = (int, float, np.integer, np.floating, bool, np.bool_)
 _SIMPLE_FUNCS = {
@@ -75,8 +83,18 @@ _CONTROL = {
 }
 
 
+#: Parsed models of this process, by the SHA-256 of the file's bytes (one parse per content).
+_ABSTRACT_MODELS: dict[str, object] = {}
+_ABSTRACT_MODELS_KEPT = 4
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes: what every parse product is keyed by."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def load_abstract_model(path: str | Path):
-    """Parse a Vensim ``.mdl`` file with PySD's translator.
+    """Parse a Vensim ``.mdl`` file with PySD's translator, once per content per process.
 
     Parameters
     ----------
@@ -86,9 +104,13 @@ def load_abstract_model(path: str | Path):
     Returns
     -------
     pysd.translators.structures.abstract_model.AbstractModel
+        Shared between callers: treat it as read-only.
     """
     import warnings
 
+    digest = file_digest(path)
+    if digest in _ABSTRACT_MODELS:
+        return _ABSTRACT_MODELS[digest]
     from pysd.translators.vensim.vensim_file import VensimFile
 
     with warnings.catch_warnings():
@@ -96,7 +118,11 @@ def load_abstract_model(path: str | Path):
         warnings.simplefilter("ignore", UserWarning)
         vf = VensimFile(str(path))
         vf.parse()
-        return vf.get_abstract_model()
+        model = vf.get_abstract_model()
+    while len(_ABSTRACT_MODELS) >= _ABSTRACT_MODELS_KEPT:
+        _ABSTRACT_MODELS.pop(next(iter(_ABSTRACT_MODELS)))
+    _ABSTRACT_MODELS[digest] = model
+    return model
 
 
 def cache_dir() -> Path:
@@ -118,17 +144,87 @@ def cache_dir() -> Path:
     return path
 
 
-def _ir_cache_key(data: bytes) -> str:
-    """Hash of the model text, the engine's compiler sources and PySD's version."""
+def compiler_version() -> str:
+    """Hash of the compiler's own sources, PySD's version and Python's: part of every key."""
     from importlib.metadata import version
 
-    h = hashlib.sha256(data)
+    h = hashlib.sha256()
     here = Path(__file__).resolve().parent
     for name in ("compiler.py", "ir.py", "statefuls.py", "subscripts.py", "toposort.py"):
         h.update((here / name).read_bytes())
     h.update(version("pysd").encode())
     h.update(sys.version.encode())
     return h.hexdigest()[:32]
+
+
+#: A product's on-disk entries are read only if they hold this type (by kind).
+_PRODUCT_TYPES: dict[str, type] = {"ir": ModelIR}
+
+
+def cached_product(path: str | Path, kind: str, build, salt: bytes = b"", cache=None):
+    """Something derived from a model file's parse, from the on-disk cache when unchanged.
+
+    The entry is keyed by the file's bytes, :func:`compiler_version`, ``kind`` and
+    ``salt`` (the builder's own version, e.g. the hash of its source), and lives beside
+    the compiled kernels. A hit never calls PySD's parser; a miss parses once per content
+    per process (:func:`load_abstract_model`), builds, and writes the entry atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        The model file.
+    kind : str
+        A short name of the product (``ir``, ``metadata``, ``structure``...).
+    build : callable
+        ``build(abstract_model, path)`` returns the product (picklable).
+    salt : bytes
+        Anything else the product depends on.
+    cache : Path, optional
+        Cache directory (default :func:`cache_dir`).
+
+    Returns
+    -------
+    object
+        The product.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    h = hashlib.sha256(data)
+    h.update(compiler_version().encode())
+    h.update(kind.encode())
+    h.update(salt)
+    entry = (cache or cache_dir()) / f"{kind}_{h.hexdigest()[:32]}.pickle"
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20000))  # deep expression trees
+    try:
+        if entry.is_file():
+            try:
+                with entry.open("rb") as fh:
+                    product = pickle.load(fh)
+                expected = _PRODUCT_TYPES.get(kind)
+                if expected is None or isinstance(product, expected):
+                    return product
+            except (
+                OSError,
+                EOFError,
+                ValueError,
+                pickle.UnpicklingError,
+                AttributeError,
+                ImportError,
+                TypeError,
+            ):
+                pass  # unreadable entry: rebuild and overwrite it
+        product = build(load_abstract_model(path), path)
+        tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            with tmp.open("wb") as fh:
+                pickle.dump(product, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, entry)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # read-only cache: just do not cache
+        return product
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def load_ir(path: str | Path, cache: Path | None = None) -> ModelIR:
@@ -154,39 +250,14 @@ def load_ir(path: str | Path, cache: Path | None = None) -> ModelIR:
     UnsupportedConstructError
         If the model uses a construct the engine does not implement.
     """
-    path = Path(path)
     if cache is None:
-        return build_ir(load_abstract_model(path))
-    entry = cache / f"ir_{_ir_cache_key(path.read_bytes())}.pickle"
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 20000))  # deep expression trees
-    try:
-        if entry.is_file():
-            try:
-                with entry.open("rb") as fh:
-                    model = pickle.load(fh)
-                if isinstance(model, ModelIR):
-                    return model
-            except (
-                OSError,
-                EOFError,
-                ValueError,
-                pickle.UnpicklingError,
-                AttributeError,
-                ImportError,
-            ):
-                pass  # unreadable entry: rebuild and overwrite it
-        model = build_ir(load_abstract_model(path))
-        tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 20000))
         try:
-            with tmp.open("wb") as fh:
-                pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, entry)
-        except OSError:
-            tmp.unlink(missing_ok=True)  # read-only cache: just do not cache
-        return model
-    finally:
-        sys.setrecursionlimit(limit)
+            return build_ir(load_abstract_model(path))
+        finally:
+            sys.setrecursionlimit(limit)
+    return cached_product(path, "ir", lambda abstract, _: build_ir(abstract), cache=cache)
 
 
 def build_ir(abstract_model) -> ModelIR:

@@ -235,10 +235,19 @@ class NumbaRuntime:
         self._fn = None
         self._lock = threading.Lock()
 
+    def _module_name(self) -> str:
+        return f"ningbo_sd_kernel_{hashlib.sha256(self.source.encode()).hexdigest()[:24]}"
+
+    @classmethod
+    def is_cached(cls, model: ModelIR) -> bool:
+        """Whether numba's on-disk cache holds this model's kernels (both loops)."""
+        name = cls(model)._module_name()
+        folder = cache_dir() / "__pycache__"
+        return all(any(folder.glob(f"{name}.{loop}-*.nbi")) for loop in ("init_loop", "run_loop"))
+
     def _kernel(self):
         if self._fn is None:
-            digest = hashlib.sha256(self.source.encode()).hexdigest()[:24]
-            modname = f"ningbo_sd_kernel_{digest}"
+            modname = self._module_name()
             if modname in sys.modules:
                 self._fn = sys.modules[modname]
                 return self._fn

@@ -199,7 +199,20 @@ class NumpyRuntime:
             return lambda X, t: X[rows]
         if isinstance(node, Reduce):
             rows = self.model.variables[node.var].offset + node.idx
-            red = {"sum": np.sum, "prod": np.prod, "max": np.max, "min": np.min}[node.op]
+            if node.op in ("sum", "prod"):
+                # left to right from 0 (or 1), term by term, as the numba kernel adds:
+                # np.sum's pairwise order rounds differently (an ulp in 13-term sums)
+                step, start = (np.add, 0.0) if node.op == "sum" else (np.multiply, 1.0)
+
+                def fold(X, t, rows=rows, step=step, start=start):
+                    terms = X[rows]
+                    acc = step(start, terms[:, 0])
+                    for k in range(1, terms.shape[1]):
+                        acc = step(acc, terms[:, k])
+                    return acc
+
+                return fold
+            red = {"max": np.max, "min": np.min}[node.op]
             return lambda X, t: red(X[rows], axis=1)
         if isinstance(node, Phase):
             return self._node(node.run if phase == "run" else node.init, phase)

@@ -6,6 +6,7 @@ and documentation line is read from it through PySD's parser, never copied by ha
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -78,36 +79,55 @@ def _constant_value(component) -> float | np.ndarray | None:
     return None
 
 
-@lru_cache(maxsize=8)
-def read_metadata(path: str | Path = MODEL_PATH) -> ModelMeta:
-    """Parse a Vensim file and return its variables' metadata.
+def file_digest(path: str | Path) -> str:
+    """SHA-256 (hex) of a model file's bytes.
 
-    Parameters
-    ----------
-    path : str or Path
-        The `.mdl` file; defaults to the Ningbo model.
+    Raises
+    ------
+    ModelFileError
+        If the file is missing or a folder.
+    """
+    path = Path(path)
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        raise ModelFileError(
+            f"{path}: model file not found (expected a Vensim .mdl file)"
+        ) from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{path}: is a folder (expected a Vensim .mdl file)") from None
 
-    Returns
-    -------
-    ModelMeta
+
+def module_salt(module_file: str) -> bytes:
+    """A parse product's builder version: the SHA-256 of the module that builds it."""
+    return hashlib.sha256(Path(module_file).read_bytes()).digest()
+
+
+def parse_product(path: str | Path, kind: str, build, module_file: str):
+    """A product of the model file's one parse (metadata, structure), cached on disk.
+
+    Keyed by the file's content, the engine's compiler version and the builder module's
+    source (:func:`ningbo_sd.engine.compiler.cached_product`); a warm process never calls
+    PySD's parser.
 
     Raises
     ------
     ModelFileError
         If the file is missing or PySD cannot parse it.
     """
-    from pysd.translators.vensim.vensim_file import VensimFile
+    from ningbo_sd.engine.compiler import cached_product
 
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found (expected a Vensim .mdl file)")
     try:
-        vensim_file = VensimFile(path)
-        vensim_file.parse()
-        abstract = vensim_file.get_abstract_model()
+        return cached_product(path, kind, build, salt=module_salt(module_file))
     except Exception as exc:  # PySD raises many kinds of parse errors
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(f"{path}: cannot parse the Vensim model: {first_line}") from exc
+
+
+def _build_metadata(abstract, path: Path) -> tuple[dict, dict]:
     section = abstract.sections[0]
     subscripts = {rng.name: tuple(rng.subscripts) for rng in section.subscripts}
     variables: dict[str, VariableMeta] = {}
@@ -126,4 +146,30 @@ def read_metadata(path: str | Path = MODEL_PATH) -> ModelMeta:
             subscripts=tuple(component.subscripts[0]),
             default=default,
         )
-    return ModelMeta(path=path, variables=variables, subscripts=subscripts)
+    return variables, subscripts
+
+
+@lru_cache(maxsize=8)
+def _metadata(path: str, digest: str) -> ModelMeta:
+    variables, subscripts = parse_product(path, "metadata", _build_metadata, __file__)
+    return ModelMeta(path=Path(path), variables=variables, subscripts=subscripts)
+
+
+def read_metadata(path: str | Path = MODEL_PATH) -> ModelMeta:
+    """Read a Vensim file's variables' metadata (one parse per content, cached on disk).
+
+    Parameters
+    ----------
+    path : str or Path
+        The `.mdl` file; defaults to the Ningbo model.
+
+    Returns
+    -------
+    ModelMeta
+
+    Raises
+    ------
+    ModelFileError
+        If the file is missing or PySD cannot parse it.
+    """
+    return _metadata(str(path), file_digest(path))

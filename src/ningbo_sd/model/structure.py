@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ningbo_sd.model.metadata import MODEL_PATH
+from ningbo_sd.model.metadata import MODEL_PATH, file_digest, parse_product
 
 
 def _normal(name: str) -> str:
@@ -43,10 +43,16 @@ class Structure:
     kind : dict of str to str
         ``stock``, ``constant``, ``lookup`` or ``auxiliary`` (flows are auxiliaries read
         by a stock's INTEG).
+    sector : dict of str to str
+        The Vensim group (sector) each variable is written in, '' where none.
+    equation : dict of str to str
+        The equation's text, on one line.
     """
 
     depends_on: dict[str, frozenset[str]]
     kind: dict[str, str]
+    sector: dict[str, str]
+    equation: dict[str, str]
 
     def find_path(self, source: str, target: str) -> list[str] | None:
         """Shortest causal path ``source -> ... -> target`` (influence direction)."""
@@ -71,17 +77,36 @@ class Structure:
         return None
 
 
-@lru_cache(maxsize=4)
-def read_structure(path: str | Path = MODEL_PATH) -> Structure:
-    """Parse a Vensim file and return its dependency structure."""
-    from pysd.translators.vensim.vensim_file import VensimFile
+def model_text_entries(text: str) -> dict[str, tuple[str, str]]:
+    """Variable name -> (sector, equation text), from the group markers and the equations.
 
-    vensim_file = VensimFile(Path(path))
-    vensim_file.parse()
-    section = vensim_file.get_abstract_model().sections[0]
+    Sectors are the Vensim groups (a ``.Capital`` line between rows of ``*``), which PySD's
+    abstract model does not keep; the equation is the text between the name and the first
+    ``~``, on one line.
+    """
+    sector, out = "", {}
+    for chunk in text.split("\\\\\\---///")[0].split("|"):
+        group = re.search(r"\*{5,}\s*\n\s*\.(.+?)\s*\n\s*\*{5,}", chunk)
+        if group:
+            sector = group.group(1).strip()
+            continue
+        definition = re.match(r"\s*([^=~(\[\n:]+?)\s*(\[[^\]]*\])?\s*(:?=|\()", chunk)
+        if definition:
+            name = definition.group(1).strip()
+            equation = chunk[definition.start(1) :].split("~")[0]
+            out.setdefault(name, (sector, " ".join(equation.split())))
+    return out
+
+
+def _build_structure(abstract, path: Path) -> Structure:
+    section = abstract.sections[0]
     by_normal = {_normal(element.name): element.name for element in section.elements}
+    entries = model_text_entries(path.read_text(encoding="utf-8", errors="replace"))
+    by_normal_entry = {_normal(name): value for name, value in entries.items()}
     depends_on: dict[str, frozenset[str]] = {}
     kind: dict[str, str] = {}
+    sector: dict[str, str] = {}
+    equation: dict[str, str] = {}
     for element in section.elements:
         found: set[str] = set()
         for component in element.components:
@@ -98,4 +123,17 @@ def read_structure(path: str | Path = MODEL_PATH) -> Structure:
             kind[element.name] = "constant"
         else:
             kind[element.name] = "auxiliary"
-    return Structure(depends_on=depends_on, kind=kind)
+        sector[element.name], equation[element.name] = entries.get(
+            element.name, by_normal_entry.get(_normal(element.name), ("", ""))
+        )
+    return Structure(depends_on=depends_on, kind=kind, sector=sector, equation=equation)
+
+
+@lru_cache(maxsize=4)
+def _structure(path: str, digest: str) -> Structure:
+    return parse_product(path, "structure", _build_structure, __file__)
+
+
+def read_structure(path: str | Path = MODEL_PATH) -> Structure:
+    """A Vensim file's dependency structure (one parse per content, cached on disk)."""
+    return _structure(str(path), file_digest(path))

@@ -19,14 +19,17 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 from scipy.optimize import brentq
 
 from ningbo_sd.io import UserError
 from ningbo_sd.scenarios.schema import LeverChoice, Scenario, load_scenario, parse_lever
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 COMPARISONS: tuple[str, ...] = (">=", "<=", ">", "<")
 GRID_POINTS = 17

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from ningbo_sd.io import read_yaml_file
 from ningbo_sd.model.metadata import MODEL_PATH, ModelFileError
@@ -23,6 +23,9 @@ from ningbo_sd.model.outputs import (
 )
 from ningbo_sd.resources import calibrated_file
 from ningbo_sd.scenarios.schema import Scenario, load_scenario, scenario_parameters
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 CALIBRATED_FILE = calibrated_file()
 ENGINES = ("batch", "pysd")
@@ -197,6 +200,8 @@ def headline_dataset(raw: xr.Dataset) -> xr.Dataset:
         variables[column.name] = (("sample", "year"), values, attrs)
     # plain (dims, values, attrs) with the coordinates given once: no alignment pass
     years = np.round(raw["time"].to_numpy()).astype(int)
+    import xarray as xr
+
     return xr.Dataset(variables, coords={"sample": raw["sample"].to_numpy(), "year": years})
 
 

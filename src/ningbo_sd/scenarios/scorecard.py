@@ -15,13 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from ningbo_sd.io import UserError, read_yaml_file
 from ningbo_sd.resources import registry_file
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 TARGETS_MAPPING_FILE = registry_file("targets")
 MEASURE_TEXT: dict[str, str] = {
@@ -311,6 +314,8 @@ def target_expression(spec: TargetSpec) -> str:
 
 
 def _with_year_dim(results: xr.Dataset) -> xr.Dataset:
+    import xarray as xr
+
     if not isinstance(results, xr.Dataset):
         raise TypeError(f"scorecard: expected an xarray.Dataset of results, got {type(results)}")
     if "year" not in results.dims and "time" in results.dims:
@@ -504,6 +509,8 @@ def scorecard_outcomes(
     specs = _apply_assumed(specs if specs is not None else load_target_specs(), assumed)
     columns = _Columns(_with_year_dim(results))  # rejects a table (one run: use scorecard)
     values, met = _values_and_met(columns, specs)
+    import xarray as xr
+
     return xr.Dataset(
         {
             "value": (("sample", "target"), values),
@@ -540,6 +547,8 @@ def results_dataset(results: pd.DataFrame) -> xr.Dataset:
         raise TypeError(f"scorecard: expected a DataFrame of headline results, got {results!r}")
     years = np.asarray(results.index.to_numpy(), dtype=float).round().astype(int)
     numeric = results.select_dtypes(include="number")
+    import xarray as xr
+
     return xr.Dataset(
         {
             name: (("sample", "year"), numeric[name].to_numpy(dtype=float)[None, :])
