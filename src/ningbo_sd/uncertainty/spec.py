@@ -22,7 +22,6 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from scipy import stats
 
 from ningbo_sd.io import UserError, read_yaml_file
 from ningbo_sd.resources import registry_file
@@ -165,7 +164,10 @@ class UncertainParameter:
         # scipy's distributions called unfrozen: the same computation, without the
         # ~0.7 ms of building a frozen distribution per call (per chunk and parameter)
         if self.distribution == "uniform":
-            return stats.uniform.ppf(unit, loc=s["low"], scale=s["high"] - s["low"])
+            # scipy.stats.uniform.ppf's own arithmetic (q * scale + loc), without importing
+            # scipy.stats (about 0.7 s of every Monte Carlo process) for the common case
+            return unit * (s["high"] - s["low"]) + s["low"]
+        from scipy import stats
         if self.distribution == "triangular":
             width = s["high"] - s["low"]
             shape = (s["mode"] - s["low"]) / width
