@@ -1,7 +1,7 @@
 """Lever settings of the app: one slider per lever period or cluster, and scenario conversion.
 
 The settings are a ``param.Parameterized`` class built from the lever registry
-(``scenarios/levers.yaml`` and the model file), in *display* units (13 for 13 %), so that
+(``scenarios/registry/levers.yaml`` and the model file), in *display* units (13 for 13 %), so that
 slider values and the shareable URL read as the user sees them. :func:`settings_to_scenario`
 turns them back into model units and a :class:`~ningbo_sd.scenarios.schema.Scenario`;
 :func:`scenario_to_settings` goes the other way.

@@ -1,7 +1,7 @@
 """The app's uncertainty section: a Monte Carlo of the current settings, with fan charts.
 
 The ensemble is the project's Monte Carlo (:mod:`ningbo_sd.uncertainty.montecarlo`: the uncertainty
-specification ``scenarios/uncertainty.yaml`` over the assumptions register, sampled by
+specification ``scenarios/registry/uncertainty.yaml`` over the assumptions register, sampled by
 :mod:`ningbo_sd.uncertainty.sampling`, run by the batch engine and scored by
 :mod:`ningbo_sd.scenarios.scorecard`), run chunk by chunk so that progress can be shown; the chunks
 run in a worker thread, so the session's sliders stay live meanwhile.

@@ -24,7 +24,7 @@ BASE_YEAR = 2020
 def gross_output_base(results: pd.DataFrame | None) -> float:
     """2020 gross output the doubling is measured from: the run's own 2020 value.
 
-    The scorecard (``scenarios/targets.yaml``, ``gross_output_2035``) measures the doubling
+    The scorecard (``scenarios/registry/targets.yaml``, ``gross_output_2035``) measures the doubling
     on the simulated 2020 level, so the line, the ratio and the scorecard agree.
     """
     if results is None or BASE_YEAR not in results.index:

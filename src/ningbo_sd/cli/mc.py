@@ -12,7 +12,7 @@ import typer
 
 from ningbo_sd.io import format_number
 
-SPEC_HELP = "Uncertainty specification (YAML; default scenarios/uncertainty.yaml)."
+SPEC_HELP = "Uncertainty specification (YAML; default scenarios/registry/uncertainty.yaml)."
 CHUNK_HELP = "Samples per task (affects memory and speed only, never the results)."
 WORKERS_HELP = "Run on a local dask cluster of this many worker processes (127.0.0.1)."
 SCHEDULER_HELP = "Run on a running dask scheduler, e.g. tcp://10.0.0.5:8786."

@@ -1,7 +1,7 @@
 """The plan scorecard: each target of the plan, computed from a run and checked.
 
 Targets are data: ``calibration/data/targets.csv`` says what each target is (indicator,
-measure, years, op, value, reading, source); ``scenarios/targets.yaml`` says which targets
+measure, years, op, value, reading, source); ``scenarios/registry/targets.yaml`` says which targets
 the scorecard shows and which headline column each one is computed from. One
 implementation computes every target on an :class:`xarray.Dataset` over ``(sample,
 year)``; a single run is scored as a one-sample dataset, so the scorecard of one scenario
@@ -249,7 +249,7 @@ def load_target_specs(
     Parameters
     ----------
     mapping_path : str or Path
-        The mapping (default ``scenarios/targets.yaml``).
+        The mapping (default ``scenarios/registry/targets.yaml``).
     targets_path : str or Path, optional
         The targets file (default ``calibration/data/targets.csv``).
 

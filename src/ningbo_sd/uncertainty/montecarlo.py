@@ -449,7 +449,7 @@ def run_monte_carlo(
     output : path, optional
         Parquet file for the per-sample results (layout in the module docstring).
     spec : path, ResolvedSpec or None
-        Uncertainty specification (default ``scenarios/uncertainty.yaml``).
+        Uncertainty specification (default ``scenarios/registry/uncertainty.yaml``).
     design : {"lhs", "random"}
         Latin hypercube (per block of
         :data:`~ningbo_sd.uncertainty.sampling.BLOCK_SIZE`) or plain random.

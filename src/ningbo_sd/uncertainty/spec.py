@@ -1,6 +1,6 @@
 """Uncertainty specifications: which model constants are uncertain, and how.
 
-An *uncertainty specification* (``scenarios/uncertainty.yaml`` by default) gives each
+An *uncertainty specification* (``scenarios/registry/uncertainty.yaml`` by default) gives each
 uncertain parameter a distribution (``uniform``, ``triangular``, ``normal``, ``lognormal``
 or ``posterior`` = the calibration's draws), bounds and a source. The default file builds
 its list from the assumptions register (``calibration/data/assumptions.csv``): every row
@@ -111,7 +111,7 @@ class PosteriorSource(BaseModel):
     """Where the calibration's posterior draws are, and when to use them."""
 
     model_config = ConfigDict(extra="forbid")
-    path: str = "../calibration/posterior.parquet"
+    path: str = "../../calibration/posterior.parquet"
     use: Literal["auto", "always", "never"] = "auto"
 
 
@@ -168,6 +168,7 @@ class UncertainParameter:
             # scipy.stats (about 0.7 s of every Monte Carlo process) for the common case
             return unit * (s["high"] - s["low"]) + s["low"]
         from scipy import stats
+
         if self.distribution == "triangular":
             width = s["high"] - s["low"]
             shape = (s["mode"] - s["low"]) / width
@@ -328,7 +329,7 @@ def load_spec(path: str | Path = SPEC_FILE) -> UncertaintySpec:
     Parameters
     ----------
     path : str or Path
-        The file (default ``scenarios/uncertainty.yaml``).
+        The file (default ``scenarios/registry/uncertainty.yaml``).
 
     Returns
     -------
