@@ -13,7 +13,17 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "ningbo_sd"
 #: Lowest first. A module may import its own layer, any lower one and the plumbing.
-LAYERS = ("engine", "model", "plan", "scenarios", "uncertainty", "calibration", "app", "cli")
+LAYERS = (
+    "engine",
+    "model",
+    "plan",
+    "scenarios",
+    "uncertainty",
+    "calibration",
+    "validation",
+    "app",
+    "cli",
+)
 PLUMBING = ("io", "resources")
 
 
