@@ -77,7 +77,7 @@ class ObservationTerm:
         return self.column is not None
 
 
-INDICATOR_KEYS = frozenset({"column", "scale", "not_modelled", "bases_not_modelled"})
+INDICATOR_KEYS = frozenset({"column", "scale", "not_modelled", "bases_not_modelled", "scopes"})
 ROW_KEYS = frozenset({"not_modelled", "not_fitted"})
 
 

@@ -22,10 +22,11 @@ from ningbo_sd.model.outputs import (
     required_variables,
 )
 from ningbo_sd.resources import calibrated_file
-from ningbo_sd.scenarios.schema import Scenario, load_scenario, scenario_parameters
 
 if TYPE_CHECKING:
     import xarray as xr
+
+    from ningbo_sd.scenarios.schema import Scenario
 
 CALIBRATED_FILE = calibrated_file()
 ENGINES = ("batch", "pysd")
@@ -100,6 +101,9 @@ def resolve_parameters(
     """
     params = base_parameters(calibrated) if Path(model_path) == MODEL_PATH else {}
     if scenario is not None:
+        # imported here: a run of the defaults needs no scenario schema (pydantic)
+        from ningbo_sd.scenarios.schema import Scenario, load_scenario, scenario_parameters
+
         if not isinstance(scenario, Scenario):
             scenario = load_scenario(scenario, model_path)
         params.update(scenario_parameters(scenario, model_path))
