@@ -142,3 +142,35 @@ def test_state_update_is_generated_per_run_of_rows():
         update_source(
             np.array([1, 2]), np.array([2, 3]), np.array([], int), np.array([], int), 4, 0
         )
+
+
+def test_a_variable_held_on_its_own_path_reproduces_the_run_exactly():
+    """with_paths: a path given at every time step is the variable's own value (an identity)."""
+    from ningbo_sd.resources import model_file
+
+    model = compile_model(model_file())
+    reference = model.run_one(saveper=model.time["time_step"])
+    times = reference.index.to_numpy()
+    columns = [c for c in reference.columns if c.startswith("Cluster Investment[")]
+    held = model.with_paths(
+        {
+            "Profit Effect on Investment": (times, reference["Profit Effect on Investment"]),
+            "Cluster Investment": (times, reference[columns].to_numpy()),
+        }
+    )
+    np.testing.assert_array_equal(held.run_one().to_numpy(), model.run_one().to_numpy())
+
+
+def test_a_held_variable_cuts_its_links():
+    """Holding investment at a constant changes the capital path; stocks cannot be held."""
+    from ningbo_sd.resources import model_file
+
+    model = compile_model(model_file())
+    times = np.array([2015.0, 2035.0])
+    held = model.with_paths({"Industrial Investment": (times, np.zeros(2))})
+    capital = held.run_one(keep=["Total Capital Stock"])["Total Capital Stock"]
+    assert np.all(np.diff(capital.to_numpy()[2:]) < 0)  # no investment: capital depreciates
+    with pytest.raises(ValueError, match="only auxiliaries"):
+        model.with_paths({"Capital Stock": (times, np.zeros((2, 13)))})
+    with pytest.raises(KeyError):
+        model.with_paths({"No Such Variable": (times, np.zeros(2))})

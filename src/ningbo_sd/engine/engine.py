@@ -261,6 +261,60 @@ class CompiledModel:
         self._fast = NumbaRuntime(self.ir)
         return self._fast
 
+    def with_paths(self, paths: dict) -> CompiledModel:
+        """A copy in which some auxiliaries follow given time paths instead of their equations.
+
+        This cuts every link into those variables (a loop test holds a link at the path it
+        had in another run, as Vensim users do by hand with data variables). A path is
+        interpolated linearly in time; given at every time step, it is reproduced exactly.
+        The copy runs on the numpy runtime (no compile).
+
+        Parameters
+        ----------
+        paths : dict
+            Vensim name -> ``(times, values)``: ``times`` ascending, ``values`` of shape
+            ``(len(times),)`` or ``(len(times), n_elements)`` (subscripted variables, in
+            the order of their elements).
+
+        Returns
+        -------
+        CompiledModel
+
+        Raises
+        ------
+        KeyError
+            A name that is not a variable of the model.
+        ValueError
+            A stock, a constant or a control variable (only auxiliaries can be held), or
+            values of the wrong shape.
+        """
+        import copy
+
+        from .ir import Assign, LookupCall, TimeNode
+
+        model = copy.copy(self.ir)
+        model.assigns = dict(self.ir.assigns)
+        model.tables = list(self.ir.tables)
+        for name, (times, values) in paths.items():
+            name = self._names.get(name, self._names.get(key(name), name))
+            if name not in model.variables:
+                raise KeyError(f"no variable named {name!r} to hold on a path")
+            info = model.variables[name]
+            if info.kind != "aux":
+                raise ValueError(f"{name!r} is a {info.kind}: only auxiliaries can be held")
+            times = np.asarray(times, dtype=float)
+            values = np.asarray(values, dtype=float).reshape(len(times), -1)
+            if values.shape[1] != info.size:
+                raise ValueError(
+                    f"{name!r}: {values.shape[1]} values per time for {info.size} elements"
+                )
+            first = len(model.tables)
+            for element in range(info.size):
+                model.tables.append((times, values[:, element].copy(), "interpolate"))
+            expr = LookupCall(table=np.arange(first, first + info.size), arg=TimeNode())
+            model.assigns[name] = [Assign(name, np.arange(info.size), expr)]
+        return CompiledModel(model, path=None, backend="numpy")
+
     def kernel_cached(self) -> bool:
         """Whether the numba kernel is in the on-disk cache (loading it takes ~1 s)."""
         try:

@@ -1,0 +1,285 @@
+"""The model against published figures: out of sample (actuals) and in sample (the plan).
+
+Both tables come from one computation: pair every figure with the headline column that
+computes it (:func:`ningbo_sd.calibration.observations.build_terms`), run the model, and
+compute the figure's measure (:func:`~ningbo_sd.calibration.observations.measure_values`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ningbo_sd.calibration.observations import (
+    STATUS_FITTED,
+    STATUS_NOT_MODELLED,
+    ObservationMap,
+    ObservationTerm,
+    build_terms,
+    load_observation_map,
+    measure_values,
+)
+from ningbo_sd.io import read_yaml_file
+from ningbo_sd.plan.actuals import load_actuals
+from ningbo_sd.resources import calibrated_file, calibration_dir
+from ningbo_sd.validation import Section
+
+ACTUALS_MAP = calibration_dir() / "actuals_map.yaml"
+#: The MAPE recorded when the model last landed: the regression guard of the build.
+RECORD_FILE = calibration_dir() / "validation_record.yaml"
+DEFAULT_SCOPES = ("above_scale", "manufacturing_above_scale")
+BAND_SAMPLES = 1000
+BAND_SEED = 1
+#: A figure is a replay when the fitted parameters move it by less than this (relative).
+REPLAY_TOLERANCE = 1e-9
+
+
+def actual_terms(actuals: pd.DataFrame | None = None, map_path: Path = ACTUALS_MAP) -> list:
+    """Pair every published actual with the column that computes it, or the reason it cannot.
+
+    Parameters
+    ----------
+    actuals : pandas.DataFrame, optional
+        From :func:`ningbo_sd.plan.actuals.load_actuals` (default: the bundled file).
+    map_path : Path
+        The actuals map (its entries override the observation map's).
+
+    Returns
+    -------
+    list of ObservationTerm
+        In file order; a figure of a scope the column does not stand for is not modelled.
+    """
+    actuals = load_actuals() if actuals is None else actuals
+    base, extra = load_observation_map(), load_observation_map(map_path)
+    merged = ObservationMap({**base.indicators, **extra.indicators}, extra.rows, Path(map_path))
+    frame = actuals.assign(tolerance=np.nan)
+    terms = []
+    for term, (_, row) in zip(build_terms(frame, merged), frame.iterrows(), strict=True):
+        scopes = merged.indicators[row["indicator"]].get("scopes", DEFAULT_SCOPES)
+        if term.column is not None and row["scope"] not in scopes:
+            reason = f"scope {row['scope']}; the model's {term.column} is {' or '.join(scopes)}"
+            term = replace(term, column=None, status=STATUS_NOT_MODELLED, reason=reason)
+        elif term.column is not None and "{cluster}" in term.column:
+            term = replace(term, column=term.column.format(cluster=row["id"].partition("__")[2]))
+        terms.append(term)
+    return terms
+
+
+def term_values(terms, results) -> np.ndarray:
+    """Each term's measure in every sample of a batch: ``(samples, terms)``, NaN if not modelled.
+
+    Parameters
+    ----------
+    terms : sequence of ObservationTerm
+    results : xarray.Dataset
+        Headline columns over ``(sample, year)`` (:func:`ningbo_sd.scenarios.run.run_batch`).
+    """
+    years = results["year"].to_numpy()
+    values = np.full((results.sizes["sample"], len(terms)), np.nan)
+    for position, term in enumerate(terms):
+        if term.column is None or term.year not in years:
+            continue
+        if term.year_start is not None and term.year_start not in years:
+            continue
+        series = results[term.column].transpose("sample", "year").to_numpy() * term.scale
+        values[:, position] = measure_values(series, term, years)
+    return values
+
+
+def _band(prepared_scenario: str, calibrated, n_samples: int, seed: int):
+    """Headline results of the Monte Carlo ensemble (the register and the posterior)."""
+    from ningbo_sd.scenarios.run import run_batch
+    from ningbo_sd.uncertainty.montecarlo import prepare
+    from ningbo_sd.uncertainty.sampling import engine_columns, sample_table
+
+    prepared = prepare(prepared_scenario, calibrated=calibrated, targets=False)
+    samples = sample_table(prepared.spec, n_samples, seed)
+    table = engine_columns(samples, prepared.context.vectors)
+    return run_batch(table, overrides=prepared.context.parameters, calibrated=None)
+
+
+def recorded_mape() -> float | None:
+    """The out-of-sample MAPE (%) recorded at the last landing, if any."""
+    if not RECORD_FILE.is_file():
+        return None
+    value = (read_yaml_file(RECORD_FILE) or {}).get("out_of_sample_mape_pct")
+    return None if value is None else float(value)
+
+
+def out_of_sample(
+    calibrated: str | Path | None = None,
+    n_samples: int = BAND_SAMPLES,
+    seed: int = BAND_SEED,
+    actuals: pd.DataFrame | None = None,
+) -> Section:
+    """The baseline and its Monte Carlo band against every published actual.
+
+    Parameters
+    ----------
+    calibrated : path, optional
+        The calibration to run from (default: the default calibration, fitted 2015-2020).
+    n_samples, seed : int
+        The Monte Carlo band's ensemble.
+    actuals : pandas.DataFrame, optional
+        The figures (default: the bundled file).
+
+    Returns
+    -------
+    Section
+        One row per figure (``compared`` or ``not modelled``) and a last row, the MAPE
+        guard: it fails when the MAPE on levels is worse than the recorded figure.
+    """
+    from ningbo_sd.scenarios.run import run_batch
+
+    calibrated = calibrated_file() if calibrated is None else calibrated
+    actuals = load_actuals() if actuals is None else actuals
+    terms = actual_terms(actuals)
+    point = term_values(terms, run_batch(scenario="baseline", calibrated=calibrated))[0]
+    ensemble = term_values(terms, _band("baseline", calibrated, n_samples, seed))
+    with np.errstate(all="ignore"):
+        quantiles = np.nanquantile(ensemble, [0.05, 0.25, 0.75, 0.95], axis=0)
+    rows = []
+    for position, (term, (_, actual)) in enumerate(zip(terms, actuals.iterrows(), strict=True)):
+        row = {
+            "id": term.id,
+            "indicator": term.indicator,
+            "measure": term.measure,
+            "year": term.year,
+            "basis": term.basis,
+            "scope": actual["scope"],
+            "confidence": actual["confidence"],
+            "observed": term.value,
+            "model": np.nan,
+            "error": np.nan,
+            "ape_pct": np.nan,
+            "growth_error_pp": np.nan,
+            "q05": np.nan,
+            "q95": np.nan,
+            "in_50": None,
+            "in_90": None,
+            "status": "not modelled" if term.column is None else "compared",
+            "reason": term.reason,
+            "source": f"{actual['publisher']}, {actual['published']}",
+        }
+        if term.column is not None and np.isfinite(point[position]):
+            model, q05, q25, q75, q95 = point[position], *quantiles[:, position]
+            row.update(model=model, error=model - term.value, q05=q05, q95=q95)
+            row["in_50"] = bool(q25 <= term.value <= q75)
+            row["in_90"] = bool(q05 <= term.value <= q95)
+            if term.measure == "level" and term.value != 0:
+                row["ape_pct"] = 100 * abs(model - term.value) / abs(term.value)
+            elif term.measure in ("change_pct", "change_pp", "cagr_pct"):
+                row["growth_error_pp"] = model - term.value
+            if term.status != STATUS_FITTED:  # a secondary reading: shown, not counted
+                row["status"] = "secondary"
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    counted = table[table["status"] == "compared"]
+    mape = counted["ape_pct"].mean()
+    growth = counted["growth_error_pp"].abs().mean()
+    n_band = counted["in_90"].notna().sum()
+    cover90 = counted["in_90"].sum() / n_band if n_band else np.nan
+    cover50 = counted["in_50"].sum() / n_band if n_band else np.nan
+    record = recorded_mape()
+    guard = "pass" if record is None or mape <= record + 0.005 else "fail"
+    table.loc[len(table)] = {
+        "id": "mape_guard",
+        "indicator": "(levels)",
+        "measure": "MAPE",
+        "observed": record if record is not None else np.nan,
+        "model": mape,
+        "status": guard,
+        "reason": (
+            f"MAPE {mape:.2f}% against {record:.2f}% recorded at the last landing"
+            if record is not None
+            else "no MAPE recorded yet (calibration/validation_record.yaml)"
+        ),
+    }
+    summary = (
+        f"{len(counted)} of {len(terms)} published figures compared: MAPE on levels "
+        f"{mape:.1f}% (n={counted['ape_pct'].notna().sum()}), mean growth-rate error "
+        f"{growth:.1f} pp (n={counted['growth_error_pp'].notna().sum()}); inside the 90% band "
+        f"{cover90:.0%}, the 50% band {cover50:.0%} ({n_samples:,} samples, seed {seed})"
+    )
+    return Section("out_of_sample", "Out of sample: published actuals", table, summary, gate=True)
+
+
+def _fitted_parameters() -> dict[str, tuple[float, float]]:
+    """The calibration's fitted parameters and their bounds (the register's range)."""
+    from ningbo_sd.plan.assumptions import calibration_candidates, load_assumptions
+
+    rows = calibration_candidates(load_assumptions())
+    return {row.name: (float(row.low), float(row.high)) for row in rows}
+
+
+def in_sample(calibrated: str | Path | None = None, seed: int = 0, draws: int = 8) -> Section:
+    """The plan's 2015-2020 figures against the calibrated model, net of replays.
+
+    A figure is a *replay* when an input or an initial value reproduces it, not the fitted
+    dynamics: a level in the first model year (the initial state), or a figure that ``draws``
+    joint draws of the fitted parameters over their ranges leave unchanged (an input path).
+    Replays are shown, not counted as fits.
+
+    Returns
+    -------
+    Section
+        One row per plan figure; ``status`` is ``fit``, ``miss``, ``replay``, ``secondary``
+        or ``not modelled``. Informative (never gates the build).
+    """
+    from ningbo_sd.calibration.observations import STATUS_SECONDARY
+    from ningbo_sd.plan.data import load_observations
+    from ningbo_sd.scenarios.run import run_batch
+
+    calibrated = calibrated_file() if calibrated is None else calibrated
+    terms: list[ObservationTerm] = build_terms(load_observations(), load_observation_map())
+    point = term_values(terms, run_batch(calibrated=calibrated))[0]
+    bounds = _fitted_parameters()
+    rng = np.random.default_rng(seed)
+    table = pd.DataFrame(
+        {name: rng.uniform(low, high, draws) for name, (low, high) in bounds.items()}
+    )
+    moved = term_values(terms, run_batch(table, calibrated=calibrated))
+    with np.errstate(all="ignore"):
+        spread = np.nanmax(np.abs(moved - point), axis=0) / np.maximum(np.abs(point), 1e-300)
+    first_year = 2015
+    rows = []
+    for position, term in enumerate(terms):
+        status, why = "not modelled", term.reason
+        value = point[position]
+        if term.column is not None and np.isfinite(value):
+            within = abs(value - term.value) <= term.tolerance
+            if term.measure == "level" and term.year == first_year:
+                status, why = "replay", "the initial state (first model year)"
+            elif spread[position] < REPLAY_TOLERANCE:
+                status, why = "replay", "an input path: the fitted parameters do not move it"
+            elif term.status == STATUS_SECONDARY:
+                status = "secondary"
+            elif term.status == STATUS_FITTED:
+                status, why = ("fit" if within else "miss"), ""
+            else:
+                status = "not fitted"
+        rows.append(
+            {
+                "id": term.id,
+                "indicator": term.indicator,
+                "measure": term.measure,
+                "year": term.year,
+                "observed": term.value,
+                "model": value,
+                "tolerance": term.tolerance,
+                "status": status,
+                "reason": why,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    counts = frame["status"].value_counts()
+    fits, misses = int(counts.get("fit", 0)), int(counts.get("miss", 0))
+    summary = (
+        f"{fits} of {fits + misses} fitted plan figures within tolerance "
+        f"({int(counts.get('replay', 0))} replays of inputs or initial values not counted; "
+        f"{int(counts.get('not modelled', 0))} not modelled)"
+    )
+    return Section("in_sample", "In sample: the plan's 2015-2020 figures", frame, summary)
