@@ -10,16 +10,21 @@ change_abs).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ningbo_sd.io import UserError, read_yaml_file
+from ningbo_sd.io import UserError, plain_decimal, read_yaml_file
+from ningbo_sd.plan.actuals import load_actuals
+from ningbo_sd.plan.data import tolerance_rule
 from ningbo_sd.resources import calibration_dir
 
 MAP_FILE = calibration_dir() / "observation_map.yaml"
+ACTUALS_MAP = calibration_dir() / "actuals_map.yaml"
+#: Scopes of a published figure a headline column stands for, unless its entry says more.
+DEFAULT_SCOPES = ("above_scale", "manufacturing_above_scale")
 MODEL_YEARS = range(2015, 2036)
 STATUS_FITTED = "fitted"
 STATUS_SECONDARY = "secondary"
@@ -287,3 +292,41 @@ def measure_values(series: np.ndarray, term: ObservationTerm, years: np.ndarray)
             span = term.year - term.year_start
             return 100.0 * (np.power(end / start, 1.0 / span) - 1.0)
     raise ValueError(f"observation {term.id}: unknown measure {term.measure!r}")
+
+
+def actual_terms(actuals: pd.DataFrame | None = None, map_path: Path = ACTUALS_MAP) -> list:
+    """Pair every published actual with the column that computes it, or the reason it cannot.
+
+    Parameters
+    ----------
+    actuals : pandas.DataFrame, optional
+        From :func:`ningbo_sd.plan.actuals.load_actuals` (default: the bundled file).
+    map_path : Path
+        The actuals map (its entries override the observation map's).
+
+    Returns
+    -------
+    list of ObservationTerm
+        In file order; a figure of a scope the column does not stand for is not modelled.
+    """
+    actuals = load_actuals() if actuals is None else actuals
+    base, extra = load_observation_map(), load_observation_map(map_path)
+    merged = ObservationMap({**base.indicators, **extra.indicators}, extra.rows, Path(map_path))
+    frame = actuals.assign(
+        tolerance=[
+            tolerance_rule(plain_decimal(value), measure, basis, tags)
+            for value, measure, basis, tags in zip(
+                actuals["value"], actuals["measure"], actuals["basis"], actuals["tags"], strict=True
+            )
+        ]
+    )
+    terms = []
+    for term, (_, row) in zip(build_terms(frame, merged), frame.iterrows(), strict=True):
+        scopes = merged.indicators[row["indicator"]].get("scopes", DEFAULT_SCOPES)
+        if term.column is not None and row["scope"] not in scopes:
+            reason = f"scope {row['scope']}; the model's {term.column} is {' or '.join(scopes)}"
+            term = replace(term, column=None, status=STATUS_NOT_MODELLED, reason=reason)
+        elif term.column is not None and "{cluster}" in term.column:
+            term = replace(term, column=term.column.format(cluster=row["id"].partition("__")[2]))
+        terms.append(term)
+    return terms

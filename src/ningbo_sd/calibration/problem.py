@@ -31,7 +31,9 @@ from ningbo_sd.calibration.observations import (
     MAP_FILE,
     MODEL_YEARS,
     STATUS_FITTED,
+    STATUS_NOT_FITTED,
     ObservationTerm,
+    actual_terms,
     build_terms,
     load_observation_map,
     measure_values,
@@ -299,12 +301,24 @@ def parameter_specs(
     ]
 
 
+def fit_through(terms: list, year: int) -> list:
+    """Terms with every figure after ``year`` kept out of the fit (shown, not fitted)."""
+    reason = f"after {year}: outside the calibration window (--through {year})"
+    return [
+        replace(term, status=STATUS_NOT_FITTED, reason=reason)
+        if term.status == STATUS_FITTED and term.year > year
+        else term
+        for term in terms
+    ]
+
+
 def load_problem(
     observations_path: str | Path | None = None,
     assumptions_path: str | Path = ASSUMPTIONS_FILE,
     map_path: str | Path = MAP_FILE,
     parameters: Sequence[str] | None = None,
     indicators_path: str | Path | None = None,
+    through: int | None = None,
 ) -> CalibrationProblem:
     """Build the calibration problem from the project's data files.
 
@@ -320,6 +334,9 @@ def load_problem(
         Fit only these register rows (default: every ``calibrate = true`` row).
     indicators_path : str or Path, optional
         ``indicators.csv`` (default: the bundled one).
+    through : int, optional
+        Fit the plan's figures and the published actuals up to this year (the default,
+        None, fits the plan's 2015-2020 figures only and never the actuals).
 
     Returns
     -------
@@ -334,6 +351,8 @@ def load_problem(
 
     observations = load_observations(observations_path, indicators_path=indicators_path)
     terms = build_terms(observations, load_observation_map(map_path))
+    if through is not None:
+        terms = fit_through(terms + actual_terms(), through)
     specs = parameter_specs(load_assumptions(assumptions_path), parameters)
     problem = CalibrationProblem(specs, terms)
     known = problem.simulator.compiled.constants

@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ningbo_sd.cli.mc",
     "ningbo_sd.cli.scenario_commands",
     "ningbo_sd.cli.calibrate",
+    "ningbo_sd.cli.check",
 )
 
 

@@ -73,6 +73,7 @@ def run_calibration(
     observations: str | Path | None = None,
     assumptions: str | Path | None = None,
     parameters: list[str] | None = None,
+    through: int | None = None,
 ):
     """Load the data, fit, and sample the posterior.
 
@@ -83,6 +84,9 @@ def run_calibration(
         Data files (default: the bundled ones).
     parameters : list of str, optional
         Fit only these register rows.
+    through : int, optional
+        Fit the plan's figures and the published actuals up to this year (default: the
+        plan's 2015-2020 figures only).
 
     Returns
     -------
@@ -106,6 +110,7 @@ def run_calibration(
             observations_path=observations,
             assumptions_path=assumptions or ASSUMPTIONS_FILE,
             parameters=parameters,
+            through=through,
         )
     except DataFileError as exc:
         raise ValueError(one_line(exc)) from None
@@ -149,8 +154,19 @@ def register(app: typer.Typer) -> None:
         assumptions: Annotated[
             Path | None, typer.Option(help="assumptions.csv (default: bundled).")
         ] = None,
+        through: Annotated[
+            int | None,
+            typer.Option(
+                help="Fit the plan's figures and the published actuals up to this year "
+                "(default: the plan's 2015-2020 figures only; the actuals are never fitted)."
+            ),
+        ] = None,
     ) -> None:
         """Fit the model to 2015-2020 (least squares + emcee) and write calibrated.yaml."""
+        if through is not None and not 2016 <= through <= 2035:
+            raise ValueError(f"--through {through}: allowed: a year from 2016 to 2035")
+        if through is not None and output == DEFAULT_OUTPUT:
+            output = Path(f"calibrated_through_{through}.yaml")  # never the default's name
         from ningbo_sd.calibration.report import write_outputs
 
         settings = CalibrationSettings(
@@ -164,8 +180,10 @@ def register(app: typer.Typer) -> None:
         )
         if output.suffix not in (".yaml", ".yml"):
             raise ValueError(f"--output {output}: the calibrated parameters are a .yaml file")
-        fit, posterior = run_calibration(settings, observations, assumptions)
+        fit, posterior = run_calibration(settings, observations, assumptions, through=through)
         record = dict(vars(settings))
+        if through is not None:
+            record["through"] = through
         record["observations"] = str(observations or "calibration/data/observations.csv")
         record["assumptions"] = str(assumptions or "calibration/data/assumptions.csv")
         if not output.parent.exists():  # the calibration writes a set of files: a folder

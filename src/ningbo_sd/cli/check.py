@@ -1,0 +1,128 @@
+"""``ningbo-sd check``: every validation check, one table, exit 1 when a gate fails.
+
+Heavy imports stay inside the command so that ``ningbo-sd --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ningbo_sd.cli.scenario_commands import OutputFormat, _dump_json, _records, aligned, emit
+from ningbo_sd.io import UserError, format_number
+
+#: Section name -> the function that computes it (module:function), in report order.
+SECTIONS: dict[str, str] = {
+    "out_of_sample": "ningbo_sd.validation.evidence:out_of_sample",
+    "in_sample": "ningbo_sd.validation.evidence:in_sample",
+    "reality": "ningbo_sd.validation.reality:run_reality_checks",
+    "units": "ningbo_sd.validation.units:check_units",
+    "loops": "ningbo_sd.validation.loops:check_loops",
+    "hindcast": "ningbo_sd.validation.hindcast:hindcast",
+}
+#: Columns shown per section in the table format (all columns go to json and csv).
+SHOWN: dict[str, tuple[str, ...]] = {
+    "out_of_sample": ("id", "year", "observed", "model", "ape_pct", "growth_error_pp", "q05",
+                      "q95", "in_90", "status"),
+    "in_sample": ("id", "year", "observed", "model", "tolerance", "status", "reason"),
+    "hindcast": ("id", "year", "observed", "model", "ape_pct", "growth_error_pp", "q05", "q95",
+                 "in_90", "status"),
+}  # fmt: skip
+#: Rows shown per section in the table format: the ones worth reading.
+NOTEWORTHY = ("fail", "known_failure", "miss", "compared", "secondary")
+
+
+def run_sections(names: list[str]) -> list:
+    """Compute the named sections (all when empty), in report order."""
+    unknown = [name for name in names if name not in SECTIONS]
+    if unknown:
+        raise UserError(f"--section {unknown[0]!r}: allowed: {', '.join(SECTIONS)}")
+    sections = []
+    for name in [n for n in SECTIONS if not names or n in names]:
+        module, _, function = SECTIONS[name].partition(":")
+        sections.append(getattr(importlib.import_module(module), function)())
+    return sections
+
+
+def _cell(value) -> str:
+    if value is None or value is getattr(__import__("pandas"), "NA", None):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return format_number(value)
+    return "-" if value is None or value != value else str(value)
+
+
+def render(sections, fmt: OutputFormat) -> str:
+    """The sections as one table (text), one JSON document or one tidy CSV."""
+    import pandas as pd
+
+    if fmt == OutputFormat.json:
+        return _dump_json(
+            {
+                "passed": all(s.passed for s in sections if s.gate),
+                "sections": [
+                    {"name": s.name, "title": s.title, "summary": s.summary, "gate": s.gate,
+                     "passed": s.passed, "rows": _records(s.table)}
+                    for s in sections
+                ],
+            }
+        )  # fmt: skip
+    if fmt == OutputFormat.csv:
+        frames = [s.table.assign(section=s.name) for s in sections]
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        columns = ["section", *[c for c in frame.columns if c != "section"]]
+        return frame[columns].to_csv(index=False)
+    blocks = []
+    for section in sections:
+        verdict = "PASS" if section.passed else "FAIL"
+        gate = "gate" if section.gate else "info"
+        lines = [f"== {section.title} [{gate}: {verdict}]", section.summary]
+        table = section.table
+        if "status" in table and len(table) > 12:
+            table = table[table["status"].isin(NOTEWORTHY)]
+        shown = [c for c in SHOWN.get(section.name, table.columns) if c in table.columns]
+        if len(table):
+            rows = [
+                [
+                    str(v) if name == "year" and v == v else _cell(v)
+                    for name, v in zip(shown, row, strict=True)
+                ]
+                for row in table[shown].itertuples(index=False)
+            ]
+            lines.append(aligned(rows, shown))
+        blocks.append("\n".join(lines))
+    failed = [s.name for s in sections if s.gate and not s.passed]
+    blocks.append("result: " + (f"FAIL ({', '.join(failed)})" if failed else "all gates pass"))
+    return "\n\n".join(blocks)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``check`` command to the CLI."""
+
+    @app.command()
+    def check(
+        section: Annotated[
+            list[str] | None,
+            typer.Option("--section", "-s", help=f"Run only these ({', '.join(SECTIONS)})."),
+        ] = None,
+        fmt: Annotated[
+            OutputFormat, typer.Option("--format", "-f", help="table, json or csv.")
+        ] = OutputFormat.table,
+        output: Annotated[
+            Path | None, typer.Option("--output", "-o", help="Write here instead of printing.")
+        ] = None,
+    ) -> None:
+        """Validate the model: out of sample, in sample, Reality Check, units, loops, hindcast.
+
+        Exits 1 when a gating section fails (Reality Check, units, loops, the out-of-sample
+        MAPE guard); known failures are listed with their reasons and do not fail it.
+        """
+        sections = run_sections(list(section or []))
+        emit(render(sections, fmt), output)
+        if not all(s.passed for s in sections if s.gate):
+            raise typer.Exit(1)

@@ -1,0 +1,90 @@
+"""Hindcast: calibrate on 2015-2018 only, forecast 2019-2020, and score the forecast.
+
+The out-of-sample test that needs no outside data beyond what the calibration itself may
+use: ``ningbo-sd calibrate --through 2018 -o calibration/hindcast/calibrated.yaml`` fits the
+plan's figures and the published actuals up to 2018 (committed, with its posterior); this
+section runs the model from that calibration and its posterior, and compares every figure
+of 2019-2020 (the plan's and the published ones) with the point run and the band.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ningbo_sd.calibration.observations import (
+    STATUS_FITTED,
+    STATUS_NOT_FITTED,
+    actual_terms,
+    build_terms,
+    load_observation_map,
+)
+from ningbo_sd.resources import calibration_dir
+from ningbo_sd.validation import Section
+from ningbo_sd.validation.evidence import (
+    BAND_SAMPLES,
+    BAND_SEED,
+    band_results,
+    compare_terms,
+    error_summary,
+    term_values,
+)
+
+HINDCAST_FILE = calibration_dir() / "hindcast" / "calibrated.yaml"
+THROUGH = 2018
+WINDOW = range(2019, 2021)
+
+
+def hindcast(
+    calibrated: str | Path = HINDCAST_FILE,
+    n_samples: int = BAND_SAMPLES,
+    seed: int = BAND_SEED,
+) -> Section:
+    """Score the 2019-2020 forecast of the calibration through 2018 (informative).
+
+    Parameters
+    ----------
+    calibrated : path
+        The calibration through 2018; its ``posterior.parquet`` beside it gives the band.
+    n_samples, seed : int
+        The band's ensemble.
+
+    Returns
+    -------
+    Section
+        One row per 2019-2020 figure the model computes, primary ones counted.
+    """
+    from ningbo_sd.plan.data import load_observations
+    from ningbo_sd.scenarios.run import run_batch
+
+    calibrated = Path(calibrated)
+    if not calibrated.is_file():
+        table = compare_terms([], np.zeros(0), np.zeros((1, 0)))
+        summary = (
+            f"no calibration through {THROUGH} at {calibrated.name}: run `ningbo-sd calibrate "
+            f"--through {THROUGH} -o calibration/hindcast/calibrated.yaml`"
+        )
+        return Section("hindcast", "Hindcast: fit to 2018, forecast 2019-2020", table, summary)
+    terms = build_terms(load_observations(), load_observation_map()) + actual_terms()
+    terms = [
+        term
+        for term in terms
+        if term.column is not None
+        and term.year in WINDOW
+        and term.status in (STATUS_FITTED, STATUS_NOT_FITTED)
+        and (term.year_start is None or term.year_start >= 2015)
+    ]
+    point = term_values(terms, run_batch(calibrated=calibrated))[0]
+    posterior = calibrated.parent / "posterior.parquet"
+    ensemble = term_values(
+        terms,
+        band_results(None, calibrated, n_samples, seed, posterior if posterior.is_file() else None),
+    )
+    table = compare_terms(terms, point, ensemble)
+    figures, text = error_summary(table)
+    summary = (
+        f"calibrated through {THROUGH}, forecasting {WINDOW.start}-{WINDOW.stop - 1}: "
+        f"{figures['compared']} figures, {text} ({n_samples:,} samples, seed {seed})"
+    )
+    return Section("hindcast", "Hindcast: fit to 2018, forecast 2019-2020", table, summary)
