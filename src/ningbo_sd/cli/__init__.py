@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; bad input exits with code 2 and one line on stderr."""
     _register_commands()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool):  # click returns typer.Exit's
+            return code
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:

@@ -1,0 +1,164 @@
+"""Validation: the published actuals, the out-of-sample and in-sample tables, loops, check."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from ningbo_sd.cli import main
+from ningbo_sd.plan import actuals as actuals_module
+from ningbo_sd.plan.actuals import ACTUALS_PATH, load_actuals
+from ningbo_sd.plan.data import DataFileError
+from ningbo_sd.validation import evidence, loops
+
+# ---------------------------------------------------------------- the actuals file
+
+
+def test_the_bundled_actuals_load_with_sources():
+    actuals = load_actuals()
+    assert len(actuals) >= 40
+    years = set(actuals["year"])
+    assert {2017, 2018, 2019, 2021, 2022, 2023, 2024} <= years  # 2016: none found (notes)
+    assert actuals["id"].is_unique
+    assert (actuals["quote"].str.len() > 0).all() and (actuals["publisher"].str.len() > 0).all()
+    assert set(actuals["confidence"]) <= {"A", "B", "C"}
+
+
+def _copy_with(tmp_path, row: int, column: str, value: str):
+    frame = pd.read_csv(ACTUALS_PATH, dtype=str, keep_default_na=False)
+    frame.loc[row, column] = value
+    path = tmp_path / "actuals.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "allowed"),
+    [
+        ("measure", "levels", "level, change_pct"),
+        ("value", "about 5", "a number"),
+        ("value", "nan", "a number"),
+        ("confidence", "D", "A, B or C"),
+        ("published", "May 2021", "YYYY-MM-DD"),
+        ("scope", "province", "above_scale"),
+        ("year", "1990", "a year"),
+        ("quote", "", "the text of the source"),
+        ("url", "ftp://x", "http(s)"),
+    ],
+)
+def test_a_bad_actual_names_file_row_column_and_what_is_allowed(tmp_path, column, value, allowed):
+    path = _copy_with(tmp_path, 4, column, value)
+    with pytest.raises(DataFileError) as error:
+        load_actuals(path)
+    text = str(error.value)
+    assert "actuals.csv" in text and "data row 5" in text and f"'{column}'" in text
+    assert allowed in text
+
+
+def test_a_repeated_actual_id_is_refused(tmp_path):
+    first = pd.read_csv(ACTUALS_PATH, dtype=str, keep_default_na=False).loc[0, "id"]
+    path = _copy_with(tmp_path, 3, "id", first)
+    with pytest.raises(DataFileError, match="repeats data row 1"):
+        load_actuals(path)
+
+
+# ---------------------------------------------------------------- calibration and actuals
+
+
+def test_the_default_calibration_does_not_see_the_actuals(tmp_path, monkeypatch):
+    """Changing every published value changes --through fits, never the default fit."""
+    from ningbo_sd.calibration.problem import load_problem
+
+    frame = pd.read_csv(ACTUALS_PATH, dtype=str, keep_default_na=False)
+    frame["value"] = [str(float(v) * 3 + 7) for v in frame["value"]]
+    changed = tmp_path / "actuals.csv"
+    frame.to_csv(changed, index=False)
+
+    def problems():
+        return load_problem(), load_problem(through=2018)
+
+    before, before_through = problems()
+    monkeypatch.setattr(actuals_module, "ACTUALS_PATH", changed)
+    after, after_through = problems()
+    assert [(t.id, t.value) for t in after.fitted] == [(t.id, t.value) for t in before.fitted]
+    theta = before.default_unit
+    np.testing.assert_array_equal(before.residuals(theta), after.residuals(theta))
+    assert [t.value for t in after_through.fitted] != [t.value for t in before_through.fitted]
+
+
+# ---------------------------------------------------------------- out of sample, in sample
+
+
+@pytest.fixture(scope="module")
+def out_of_sample_section():
+    return evidence.out_of_sample(n_samples=200)
+
+
+def test_out_of_sample_compares_every_figure_it_can(out_of_sample_section):
+    table = out_of_sample_section.table
+    compared = table[table["status"] == "compared"]
+    assert len(compared) >= 30
+    assert compared["model"].notna().all() and (compared["q05"] <= compared["q95"]).all()
+    level = compared[compared["measure"] == "level"]
+    expected = 100 * (level["model"] - level["observed"]).abs() / level["observed"].abs()
+    np.testing.assert_allclose(level["ape_pct"], expected)
+    assert "MAPE on levels" in out_of_sample_section.summary
+    gross_2021 = compared.set_index("id").loc["gross_output_2021"]
+    assert gross_2021["observed"] == 22100 and 15000 < gross_2021["model"] < 22100
+
+
+def test_the_mape_guard_fails_when_the_error_grows(tmp_path, monkeypatch):
+    record = tmp_path / "validation_record.yaml"
+    record.write_text("out_of_sample_mape_pct: 1.0\n", encoding="utf-8")
+    monkeypatch.setattr(evidence, "RECORD_FILE", record)
+    section = evidence.out_of_sample(n_samples=50)
+    assert not section.passed
+    guard = section.table.set_index("id").loc["mape_guard"]
+    assert guard["status"] == "fail" and "against 1.00%" in guard["reason"]
+
+
+def test_in_sample_separates_fits_from_replays():
+    table = evidence.in_sample().table.set_index("id")
+    assert table.loc["gross_output_2020", "status"] in ("fit", "miss")
+    assert table.loc["rd_intensity_2020", "status"] == "replay"  # an input path
+    assert table.loc["firms_2015", "status"] == "replay"  # the initial state
+    fits = table[table["status"] == "fit"]
+    assert ((fits["model"] - fits["observed"]).abs() <= fits["tolerance"]).all()
+
+
+# ---------------------------------------------------------------- loops and the command
+
+
+def test_a_link_on_no_cycle_is_not_a_loop():
+    assert loops.on_a_cycle("RD Spending")
+    assert not loops.on_a_cycle("Investment Growth")  # a constant: nothing feeds it
+
+
+def test_loops_file_errors_are_one_line(tmp_path):
+    path = tmp_path / "loops.yaml"
+    path.write_text("loops:\n  - {id: x, threshold_pct: -1}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"loop 1 \(x\): missing"):
+        loops.load_loops(path)
+
+
+def test_check_prints_json_and_fails_on_an_unexplained_dead_loop(tmp_path, monkeypatch):
+    output = tmp_path / "check.json"
+    assert main(["check", "-s", "loops", "-f", "json", "-o", str(output)]) == 0
+    report = json.loads(output.read_text(encoding="utf-8"))
+    assert report["passed"] and report["sections"][0]["name"] == "loops"
+    data = yaml.safe_load(loops.LOOPS_FILE.read_text(encoding="utf-8"))
+    del data["loops"][1]["known_failure"]  # profit -> investment, inert today
+    stripped = tmp_path / "loops.yaml"
+    stripped.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setattr(loops, "LOOPS_FILE", stripped)
+    assert main(["check", "-s", "loops", "-o", str(tmp_path / "check.txt")]) == 1
+    assert "FAIL (loops)" in (tmp_path / "check.txt").read_text(encoding="utf-8")
+
+
+def test_check_names_an_unknown_section(capsys):
+    assert main(["check", "-s", "everything"]) == 2
+    assert "allowed: out_of_sample" in capsys.readouterr().err
