@@ -24,6 +24,7 @@ app: install
 test: install-test
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m ningbo_sd check
 	$(PYTHON) -m pytest
 
 lint:

@@ -93,6 +93,9 @@ def test_the_wheel_holds_one_package_and_its_data(wheel):
     for data in (
         "ningbo_sd/data/model/ningbo.mdl",
         "ningbo_sd/data/model/outputs.yaml",
+        "ningbo_sd/data/model/loops.yaml",
+        "ningbo_sd/data/calibration/hindcast/calibrated.yaml",
+        "ningbo_sd/data/calibration/data/actuals.csv",
         "ningbo_sd/data/scenarios/baseline.yaml",
         "ningbo_sd/data/scenarios/registry/levers.yaml",
         "ningbo_sd/data/calibration/calibrated.yaml",

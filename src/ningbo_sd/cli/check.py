@@ -47,6 +47,24 @@ def run_sections(names: list[str]) -> list:
     return sections
 
 
+def record_mape(sections) -> None:
+    """Write the out-of-sample MAPE into the guard's record file."""
+    from ningbo_sd.io import write_text_atomically
+    from ningbo_sd.validation.evidence import RECORD_FILE
+
+    found = [s for s in sections if s.name == "out_of_sample"]
+    if not found:
+        raise UserError("--record: run the out_of_sample section too")
+    guard = found[0].table.set_index("id").loc["mape_guard"]
+    text = (
+        "# The out-of-sample MAPE (%) on levels at the last landing: `ningbo-sd check` fails\n"
+        "# when the model does worse. Written by `ningbo-sd check --record`.\n"
+        f"out_of_sample_mape_pct: {float(guard['model']):.4f}\n"
+    )
+    write_text_atomically(RECORD_FILE, text)
+    typer.echo(f"recorded out-of-sample MAPE {float(guard['model']):.2f}% in {RECORD_FILE.name}")
+
+
 def _cell(value) -> str:
     if value is None or value is getattr(__import__("pandas"), "NA", None):
         return "-"
@@ -116,6 +134,14 @@ def register(app: typer.Typer) -> None:
         output: Annotated[
             Path | None, typer.Option("--output", "-o", help="Write here instead of printing.")
         ] = None,
+        record: Annotated[
+            bool,
+            typer.Option(
+                "--record",
+                help="Record this out-of-sample MAPE as the regression guard (when landing a "
+                "model change that earns it).",
+            ),
+        ] = False,
     ) -> None:
         """Validate the model: out of sample, in sample, Reality Check, units, loops, hindcast.
 
@@ -123,6 +149,8 @@ def register(app: typer.Typer) -> None:
         MAPE guard); known failures are listed with their reasons and do not fail it.
         """
         sections = run_sections(list(section or []))
+        if record:
+            record_mape(sections)
         emit(render(sections, fmt), output)
         if not all(s.passed for s in sections if s.gate):
             raise typer.Exit(1)
