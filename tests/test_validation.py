@@ -162,3 +162,15 @@ def test_check_prints_json_and_fails_on_an_unexplained_dead_loop(tmp_path, monke
 def test_check_names_an_unknown_section(capsys):
     assert main(["check", "-s", "everything"]) == 2
     assert "allowed: out_of_sample" in capsys.readouterr().err
+
+
+def test_scorecard_actuals_puts_the_published_outcome_beside_the_model(tmp_path):
+    output = tmp_path / "card.csv"
+    assert main(["scorecard", "plan_2025", "--actuals", "-f", "csv", "-o", str(output)]) == 0
+    card = pd.read_csv(output).set_index("id")
+    high_tech = card.loc["high_tech_firms_2025"]
+    assert high_tech["published"] == 10000 and high_tech["met_in_fact"] == "met"
+    assert high_tech["met"] == "NOT MET"  # what the model said: it misses the count
+    auto = card.loc["cluster_scale__auto"]
+    assert auto["published"] == 4330 and auto["met_in_fact"] == "NOT MET"
+    assert pd.isna(card.loc["rd_intensity_2025", "published"])  # nothing published yet

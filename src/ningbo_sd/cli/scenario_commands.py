@@ -118,9 +118,16 @@ def render_scorecard(card, scenario_name: str, fmt: OutputFormat, lang: str = "e
         return _dump_json({"scenario": scenario_name, "targets": _records(card)})
     if fmt is OutputFormat.csv:
         frame = card.copy()
-        frame["met"] = ["" if _missing(m) else verdict(m) for m in frame["met"]]
+        for column in ("met", "met_in_fact"):
+            if column in frame:
+                frame[column] = ["" if _missing(m) else verdict(m) for m in frame[column]]
         return frame.to_csv(index=False)
     label = "label_zh" if lang == "zh" else "label_en"
+    published = "published" in card
+
+    def fact(row) -> str:
+        return "-" if _missing(row["published"]) else verdict(row["met_in_fact"])
+
     rows = [
         [
             row["id"],
@@ -129,15 +136,25 @@ def render_scorecard(card, scenario_name: str, fmt: OutputFormat, lang: str = "e
             f"{row['op']} {format_target(row['target'])}",
             row["unit"],
             verdict(row["met"]),
+            *([format_number(row["published"]), fact(row)] if published else []),
         ]
         for _, row in card.iterrows()
     ]
-    table = aligned(rows, ["id", "target", "simulated", "goal", "unit", "verdict"], right={2, 3})
+    header = ["id", "target", "simulated", "goal", "unit", "model says"]
+    header += ["published", "in fact"] if published else []
+    table = aligned(rows, header, right={2, 3, 6} if published else {2, 3})
     scored = card[card["met"].notna()]
     summary = (
         f"{int(scored['met'].sum())} of {len(scored)} scored targets met; "
         f"{int((~card['modelled']).sum())} targets the model cannot compute (n/a)."
     )
+    if published:
+        sources = card[card["published"].notna()]
+        summary += "\nPublished outcomes (calibration/data/actuals.csv):\n" + "\n".join(
+            f"  {row['id']}: {format_number(row['published'])} ({row['published_confidence']}) "
+            f"{row['published_source']}"
+            for _, row in sources.iterrows()
+        )
     return f"Scorecard of {scenario_name}\n\n{table}\n\n{summary}"
 
 
@@ -273,6 +290,14 @@ def register(app: typer.Typer) -> None:
         ] = OutputFormat.table,
         lang: Annotated[str, typer.Option(help="Label language of the table: en or zh.")] = "en",
         output: Annotated[Path | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
+        actuals: Annotated[
+            bool,
+            typer.Option(
+                "--actuals",
+                help="Add the published outcome beside each target, and whether it was met "
+                "in fact (calibration/data/actuals.csv).",
+            ),
+        ] = False,
     ) -> None:
         """Score a scenario against the plan's targets (表3-1, 2035 doubling, land, clusters)."""
         from ningbo_sd.scenarios.run import run_scenario
@@ -283,6 +308,10 @@ def register(app: typer.Typer) -> None:
             raise ValueError(f"--lang {lang!r}: allowed: en, zh")
         loaded = load_scenario(scenario)
         card = scorecard(run_scenario(loaded), assumed=loaded.targets)
+        if actuals:
+            from ningbo_sd.scenarios.scorecard import with_published
+
+            card = with_published(card)
         emit(render_scorecard(card, loaded.name, format, lang), output)
 
     @app.command("compare")

@@ -150,3 +150,55 @@ def load_actuals(path: str | Path | None = None) -> pd.DataFrame:
     frame["tags"] = [parse_tags(note) for note in frame["note"]]
     frame["primary"] = [not {"alternative", "duplicate"} & set(tags) for tags in frame["tags"]]
     return frame
+
+
+def published_outcomes(targets: pd.DataFrame, actuals: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The published figure that measures each target, where one was published.
+
+    A figure measures a target when indicator, measure, years and cluster agree (the
+    cluster is the ``__<cluster>`` suffix of both ids) and it is a primary reading.
+
+    Parameters
+    ----------
+    targets : pandas.DataFrame
+        From :func:`ningbo_sd.plan.data.load_targets` (``id``, ``indicator``, ``measure``,
+        ``year_start``, ``year``, ``cluster``).
+    actuals : pandas.DataFrame, optional
+        From :func:`load_actuals` (default: the bundled file).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by target id: ``published`` (the value), ``published_id``,
+        ``published_source`` (publisher, date and title) and ``published_confidence``.
+    """
+    actuals = load_actuals() if actuals is None else actuals
+    primary = actuals[actuals["primary"]]
+
+    def key(indicator, measure, year_start, year, cluster):
+        start = None if pd.isna(year_start) else int(year_start)
+        return (indicator, measure, start, int(year), cluster or None)
+
+    found = {}
+    for _, row in primary.iterrows():
+        cluster = row["id"].partition("__")[2] or None
+        found.setdefault(
+            key(row["indicator"], row["measure"], row["year_start"], row["year"], cluster), row
+        )
+    rows = {}
+    for _, target in targets.iterrows():
+        cluster = target.get("cluster")
+        cluster = None if pd.isna(cluster) else cluster
+        match = found.get(
+            key(target["indicator"], target["measure"], target["year_start"], target["year"],
+                cluster)
+        )  # fmt: skip
+        if match is not None:
+            rows[target["id"]] = {
+                "published": float(match["value"]),
+                "published_id": match["id"],
+                "published_source": f"{match['publisher']}, {match['published']}: {match['title']}",
+                "published_confidence": match["confidence"],
+            }
+    columns = ["published", "published_id", "published_source", "published_confidence"]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)

@@ -602,3 +602,25 @@ def scorecard(
         },
         columns=list(SCORECARD_COLUMNS),
     )
+
+
+def with_published(card: pd.DataFrame) -> pd.DataFrame:
+    """A scorecard with the published outcome beside each target, where one was published.
+
+    Adds ``published`` (the figure), ``met_in_fact`` (the target's test applied to it:
+    nullable boolean), ``published_source`` and ``published_confidence``; ``met`` stays
+    what the model said.
+    """
+    from ningbo_sd.plan.actuals import published_outcomes
+    from ningbo_sd.plan.data import load_targets
+
+    outcomes = published_outcomes(load_targets())
+    frame = card.join(outcomes, on="id")
+    facts = [
+        target_met(value, op, target)[()] if value == value else np.nan
+        for value, op, target in zip(frame["published"], frame["op"], frame["target"], strict=True)
+    ]
+    frame["met_in_fact"] = pd.array(
+        [pd.NA if np.isnan(m) else bool(m) for m in facts], dtype="boolean"
+    )
+    return frame.drop(columns=["published_id"])
