@@ -1,0 +1,616 @@
+"""Reality Check as data: extreme-condition tests run in one batch on the batch engine.
+
+Vensim's Reality Check states what must hold under an extreme condition (no investment: the
+capital stock falls; no energy quota: no output) and runs the model to see whether it does.
+Here the tests are data, ``model/reality_checks.yaml`` (its header documents the schema): a
+list of tests, each with an ``id``, a ``title``, a ``condition`` (lever ids of
+``levers.yaml`` or Vensim constant names -> numbers, and ``from_year``, the year it holds
+from), the expectations on headline outputs it must meet (``expect``, kinds in
+:data:`KINDS`) and optionally the ``known_failure`` reason why the model fails it today.
+
+Only the plan periods' constants (``... 2021 2025``, ``... 2026 2035``) change during a run,
+so a condition "from a year" is a path lever from 2021 or 2026; **every other parameter
+applies for the whole run**, from 2015, and its condition's ``from_year`` must say so. Value ranges
+are not enforced: an extreme condition may lie outside a lever's policy range.
+
+A known failure never weakens an expectation: its failing rows are reported
+``known_failure``, and when all its expectations pass they are reported ``fail`` ("passes
+now: remove known_failure"), so the file cannot go stale. A condition naming a parameter the
+model lacks is allowed only in a known-failure test, which is then not run.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ningbo_sd.io import UserError, excerpt, format_number, read_yaml_file
+from ningbo_sd.model.metadata import MODEL_PATH, read_metadata
+from ningbo_sd.model.outputs import output_columns
+from ningbo_sd.model.structure import read_structure
+from ningbo_sd.resources import model_dir
+from ningbo_sd.scenarios.levers import PERIODS, load_levers
+from ningbo_sd.scenarios.run import compiled_model, resolve_parameters, run_batch
+from ningbo_sd.validation import Section
+
+__all__ = ["KINDS", "Expectation", "RealityCheck", "load_reality_checks", "run_reality_checks"]
+
+#: Each expectation kind and its fields besides ``kind`` (all required).
+KINDS: dict[str, tuple[str, ...]] = {
+    "falls_every_year": ("var", "from", "to"),
+    "rises_every_year": ("var", "from", "to"),
+    "at_most_share_of_baseline": ("var", "year", "share"),
+    "at_least_share_of_baseline": ("var", "year", "share"),
+    "below_baseline": ("var", "year"),
+    "above_baseline": ("var", "year"),
+    "no_negative_stock": (),
+    "finite": (),
+    "bounded": ("var", "factor"),
+    "recovers": ("var", "year", "within"),
+}
+TEST_FIELDS = ("id", "title", "condition", "expect", "known_failure")
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+#: The first year of each plan period whose constants change during a run.
+PERIOD_START = {period: int(period[:4]) for period in PERIODS}
+#: Output columns that are codes, not quantities; constants that set the time grid.
+CATEGORICAL = ("binding_constraint",)
+CONTROLS = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One expectation on a headline output.
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`KINDS`.
+    var : str or None
+        The output column (``None`` for ``no_negative_stock`` and ``finite``).
+    start, end : int or None
+        ``from`` and ``to`` of ``falls_every_year`` / ``rises_every_year``.
+    year : int or None
+        The year a share, a comparison or a recovery is checked at.
+    value : float or None
+        ``share``, ``factor`` or ``within``, whichever the kind has.
+    """
+
+    kind: str
+    var: str | None = None
+    start: int | None = None
+    end: int | None = None
+    year: int | None = None
+    value: float | None = None
+
+    @property
+    def label(self) -> str:
+        """A short label: ``falls_every_year(capital_stock, 2016-2035)``."""
+        parts = [self.var] if self.var else []
+        if self.start is not None:
+            parts.append(f"{self.start}-{self.end}")
+        if self.year is not None:
+            parts.append(str(self.year))
+        if self.value is not None:
+            parts.append(f"{self.value:g}")
+        return f"{self.kind}({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class RealityCheck:
+    """One extreme-condition test.
+
+    Attributes
+    ----------
+    id, title : str
+    from_year : int
+        The year the condition holds from (``condition.from_year``; default the first year).
+    condition : dict
+        The condition as written (key -> number), without ``from_year``.
+    parameters : dict
+        Sample-table columns it sets (Vensim name, or ``Name[elem]``) -> value.
+    missing : tuple of str
+        Condition keys the model has no parameter for (only in a known-failure test).
+    expect : tuple of Expectation
+    known_failure : str or None
+    """
+
+    id: str
+    title: str
+    from_year: int
+    condition: dict
+    parameters: dict
+    missing: tuple[str, ...]
+    expect: tuple[Expectation, ...]
+    known_failure: str | None = None
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _describe(value) -> str:
+    """A value as an error line quotes it."""
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a yes/no value)"
+    if isinstance(value, str):
+        return f"{excerpt(value)!r} (text)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return f"a list of {len(value)} item(s)"
+    return "nothing (empty)" if value is None else repr(value)
+
+
+def _number(where: str, field: str, value, low: float | None = None) -> float:
+    """A real, finite number (not a bool, not text), at least ``low`` where given."""
+    allowed = "a number" if low is None else f"a number >= {low:g}"
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise UserError(f"{where}: {field}: expected {allowed}, got {_describe(value)}")
+    if low is not None and value < low:
+        raise UserError(f"{where}: {field}: value {value:g} is below {low:g}; expected {allowed}")
+    return float(value)
+
+
+def _year(where: str, field: str, value, first: int, last: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not first <= value <= last:
+        raise UserError(
+            f"{where}: {field}: expected a year from {first} to {last}, got {_describe(value)}"
+        )
+    return int(value)
+
+
+def _parse_expectation(where: str, field: str, item, years: tuple[int, int]) -> Expectation:
+    first, last = years
+    if not isinstance(item, dict):
+        raise UserError(
+            f"{where}: {field}: expected a mapping with 'kind' and its fields, "
+            f"got {_describe(item)}"
+        )
+    kind = item.get("kind")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise UserError(
+            f"{where}: {field}.kind: unknown expectation kind {_describe(kind)}; "
+            f"allowed: {', '.join(KINDS)}"
+        )
+    needed = KINDS[kind]
+    extra = sorted(set(item) - {"kind", *needed})
+    if extra:
+        fields = ", ".join(needed) or "no other field"
+        raise UserError(f"{where}: {field}.{extra[0]}: unknown field for {kind}; allowed: {fields}")
+    missing = [name for name in needed if name not in item]
+    if missing:
+        raise UserError(f"{where}: {field}.{missing[0]}: missing; {kind} needs {', '.join(needed)}")
+    values: dict = {}
+    if "var" in needed:
+        var = item["var"]
+        allowed = [c.name for c in output_columns() if c.name not in CATEGORICAL]
+        if not isinstance(var, str) or var not in allowed:
+            raise UserError(
+                f"{where}: {field}.var: unknown output variable {_describe(var)}; allowed: the "
+                f"numeric columns of model/outputs.yaml ({', '.join(allowed)})"
+            )
+        values["var"] = var
+    if "from" in needed:
+        values["start"] = _year(where, f"{field}.from", item["from"], first + 1, last)
+        values["end"] = _year(where, f"{field}.to", item["to"], values["start"], last)
+    if "year" in needed:
+        values["year"] = _year(where, f"{field}.year", item["year"], first, last)
+    for name in ("share", "factor", "within"):
+        if name in needed:
+            values["value"] = _number(where, f"{field}.{name}", item[name], low=0.0)
+    return Expectation(kind=kind, **values)
+
+
+def _condition_columns(where: str, key: str, value: float, from_year: int) -> dict | None:
+    """Sample-table columns a condition key sets (``None`` for a key the model lacks).
+
+    A path lever's period value is reached as a step (its shape constant set to 0); a
+    subscripted constant set as a whole becomes one ``Name[elem]`` column per element.
+    """
+    levers, meta = load_levers(MODEL_PATH), read_metadata(MODEL_PATH)
+    lever_id, _, part = key.partition(".")
+    lever = levers.get(lever_id)
+    if lever is not None and lever.kind == "path":
+        if part and part not in PERIODS:
+            return None
+        if not part and from_year not in PERIOD_START.values():
+            raise UserError(
+                f"{where}: condition.from_year: {from_year}: path lever {key} changes only at "
+                f"a plan period's start; allowed: {', '.join(map(str, PERIOD_START.values()))} "
+                f"(or write {key}.<period>)"
+            )
+        periods = [part] if part else [p for p in PERIODS if PERIOD_START[p] >= from_year]
+        columns = {}
+        for period in periods:
+            columns[lever.constant_name(period)] = value
+            columns[lever.shape_name(period)] = 0.0
+        return columns
+    if lever is not None:
+        if lever.kind == "cluster" and part in lever.default:
+            return {f"{lever.model_name}[{part}]": value}
+        if part:
+            return None
+        key = lever.model_name
+    var = meta.variables.get(key)
+    if var is None or var.default is None or key in CONTROLS:
+        return None
+    if var.subscripts:
+        return {f"{key}[{element}]": value for element in meta.subscripts[var.subscripts[0]]}
+    return {key: value}
+
+
+def _parse_condition(where: str, data: dict, from_year: int, first: int, has_known_failure: bool):
+    """The parameters a condition sets and the keys the model lacks."""
+    parameters: dict[str, float] = {}
+    missing: list[str] = []
+    for key, value in data.items():
+        field = f"condition.{key}"
+        columns = _condition_columns(where, str(key), _number(where, field, value), from_year)
+        if columns is None:
+            if not has_known_failure:
+                raise UserError(
+                    f"{where}: {field}: not a parameter of {MODEL_PATH.name}; allowed: a lever id "
+                    "(lever, lever.period, lever.cluster) of levers.yaml or a Vensim constant's "
+                    "exact name (a test of a parameter the model lacks needs known_failure)"
+                )
+            missing.append(str(key))
+            continue
+        for column, number in columns.items():
+            if column in parameters:
+                raise UserError(f"{where}: {field}: sets {column} a second time in this test")
+            parameters[column] = number
+    # the year each constant takes effect: its plan period's start, else the run's
+    ends = {f" {suffix}": PERIOD_START[period] for period, suffix in PERIODS.items()}
+    starts = {
+        column: next((y for end, y in ends.items() if column.endswith(end)), first)
+        for column in parameters
+    }
+    if starts and min(starts.values()) != from_year:
+        column = min(starts, key=starts.get)
+        earliest = starts[column]
+        how = "has no period constants: it applies for the whole run" if earliest == first else ""
+        raise UserError(
+            f"{where}: condition.from_year: {from_year}: {column} {how or 'takes effect'} from "
+            f"{earliest}; "
+            f"write from_year: {earliest} (only the plan periods' constants, from "
+            f"{', '.join(map(str, PERIOD_START.values()))}, change during a run)"
+        )
+    return parameters, tuple(missing)
+
+
+def _parse_test(source: str, index: int, item, seen: set[str], years) -> RealityCheck:
+    first, last = years
+    where = f"{source}: test {index + 1}"
+    if not isinstance(item, dict):
+        raise UserError(f"{where}: expected a mapping with {', '.join(TEST_FIELDS)}")
+    test_id = item.get("id")
+    if not isinstance(test_id, str) or not ID_PATTERN.match(test_id):
+        raise UserError(
+            f"{where}: id: expected lower-case letters, digits and '_' starting with a letter, "
+            f"got {_describe(test_id)}"
+        )
+    if test_id in seen:
+        raise UserError(f"{source}: {test_id}: id: written twice; each test needs its own id")
+    seen.add(test_id)
+    where = f"{source}: {test_id}"
+    extra = [key for key in item if key not in TEST_FIELDS]
+    if extra:
+        raise UserError(f"{where}: {extra[0]}: unknown field; allowed: {', '.join(TEST_FIELDS)}")
+    for field in ("title", "condition", "expect"):
+        if field not in item:
+            raise UserError(f"{where}: {field}: missing")
+    title = item["title"]
+    if not isinstance(title, str) or not title.strip():
+        raise UserError(f"{where}: title: expected a non-empty text, got {_describe(title)}")
+    known_failure = item.get("known_failure")
+    if "known_failure" in item and (not isinstance(known_failure, str) or not known_failure):
+        raise UserError(
+            f"{where}: known_failure: expected the reason as a non-empty text, "
+            f"got {_describe(known_failure)}"
+        )
+    condition = item["condition"]
+    if not isinstance(condition, dict) or not set(condition) - {"from_year"}:
+        raise UserError(
+            f"{where}: condition: expected a non-empty mapping of lever ids or Vensim constant "
+            f"names to numbers (and from_year), got {_describe(condition)}"
+        )
+    condition = dict(condition)
+    from_year = _year(where, "condition.from_year", condition.pop("from_year", first), first, last)
+    parameters, missing = _parse_condition(
+        where, condition, from_year, first, known_failure is not None
+    )
+    expect = item["expect"]
+    if not isinstance(expect, list) or not expect:
+        raise UserError(
+            f"{where}: expect: expected a non-empty list of expectations, got {_describe(expect)}"
+        )
+    expectations = tuple(
+        _parse_expectation(where, f"expect[{i}]", entry, years) for i, entry in enumerate(expect)
+    )
+    return RealityCheck(
+        id=test_id,
+        title=title.strip(),
+        from_year=from_year,
+        condition=condition,
+        parameters=parameters,
+        missing=missing,
+        expect=expectations,
+        known_failure=known_failure,
+    )
+
+
+def load_reality_checks(path: str | Path | None = None) -> list[RealityCheck]:
+    """Read and validate a Reality Check file.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The YAML file (default ``model/reality_checks.yaml``).
+
+    Returns
+    -------
+    list of RealityCheck
+
+    Raises
+    ------
+    UserError
+        One line naming the file, the test id, the field, the value and what is allowed:
+        an unknown field, expectation kind, output variable or parameter, a value that is
+        not a number, a year outside the run, a ``from_year`` its parameters do not match.
+    """
+    path = Path(path) if path is not None else model_dir() / "reality_checks.yaml"
+    data = read_yaml_file(path)
+    source = str(path)
+    if not isinstance(data, list) or not data:
+        raise UserError(f"{source}: expected a non-empty list of tests, got {_describe(data)}")
+    meta = read_metadata(MODEL_PATH)
+    years = (int(meta["INITIAL TIME"].default), int(meta["FINAL TIME"].default))
+    seen: set[str] = set()
+    return [_parse_test(source, index, item, seen, years) for index, item in enumerate(data)]
+
+
+# ---------------------------------------------------------------- running
+
+
+def _base_value(column: str, base: dict, meta) -> float:
+    """The baseline's value of a sample-table column (calibrated, else the model's)."""
+    name, _, element = column.partition("[")
+    value = base.get(name, meta[name].default)
+    if not element:
+        return float(value)
+    elements = meta.subscripts[meta[name].subscripts[0]]
+    return float(np.asarray(value).ravel()[elements.index(element.rstrip("]"))])
+
+
+def _table(tests: list[RealityCheck]) -> pd.DataFrame:
+    """One row for the baseline, then one per test; every column at its baseline value
+    except where the test's condition sets it."""
+    meta = read_metadata(MODEL_PATH)
+    base = resolve_parameters()
+    columns = sorted({column for test in tests for column in test.parameters})
+    baseline = {column: _base_value(column, base, meta) for column in columns}
+    rows = [baseline] + [{**baseline, **test.parameters} for test in tests]
+    return pd.DataFrame(rows, columns=columns, dtype=float)
+
+
+def _stock_table(table: pd.DataFrame) -> dict:
+    """The full parameter table of a raw run: the base parameters under the sample columns."""
+    n = len(table)
+    full: dict = {}
+    for name, value in resolve_parameters().items():
+        value = np.asarray(value, dtype=float)
+        full[name] = np.broadcast_to(value, (n, *value.shape))
+    full.update({column: table[column].to_numpy() for column in table.columns})
+    return full
+
+
+def _num(value: float) -> str:
+    """A measured figure: thousands separators from 1,000, else five significant digits."""
+    if not math.isfinite(value):
+        return str(value).replace("nan", "NaN")
+    return format_number(value) if abs(value) >= 1000 else f"{value:.5g}"
+
+
+def _monotone(exp: Expectation, run: pd.Series) -> tuple[bool, str]:
+    values = run.loc[exp.start - 1 : exp.end]
+    change = np.diff(values.to_numpy())
+    falls = exp.kind == "falls_every_year"
+    good = change < 0 if falls else change > 0
+    years = values.index[1:]
+    word = "falls" if falls else "rises"
+    span = f"{_num(values.iloc[0])} in {exp.start - 1} -> {_num(values.iloc[-1])} in {exp.end}"
+    if good.all():
+        return True, f"{word} in all {len(good)} years ({span})"
+    bad = years[~good]
+    return False, f"{word} in {int(good.sum())} of {len(good)} years; not in {bad[0]} ({span})"
+
+
+def _versus(exp: Expectation, run: pd.Series, base: pd.Series) -> tuple[bool, str]:
+    value, ref = float(run[exp.year]), float(base[exp.year])
+    ratio = value / ref if ref else math.nan
+    share = "" if math.isnan(ratio) else f", {ratio:.1%} of baseline"
+    text = f"{exp.year}: {_num(value)} vs baseline {_num(ref)}{share}"
+    checks = {
+        "below_baseline": value < ref,
+        "above_baseline": value > ref,
+        "at_most_share_of_baseline": value <= (exp.value or 0.0) * ref,
+        "at_least_share_of_baseline": value >= (exp.value or 0.0) * ref,
+    }
+    return bool(checks[exp.kind]), text
+
+
+def _bounded(exp: Expectation, run: pd.Series, base: pd.Series) -> tuple[bool, str]:
+    ratio = run / base.where(base != 0)
+    limit = (exp.value or 0.0) * base
+    over = ~(run <= limit)  # NaN counts as over
+    peak = ratio.idxmax() if ratio.notna().any() else run.index[0]
+    text = f"at most {ratio.max():.4g}x baseline ({peak})"
+    if over.any():
+        year = over.idxmax()
+        return False, f"{_num(run[year])} in {year} is {ratio[year]:.4g}x baseline; " + text
+    return True, text
+
+
+def _recovers(exp: Expectation, run: pd.Series, base: pd.Series) -> tuple[bool, str]:
+    later = run.index >= exp.year
+    gap = ((run - base).abs() / base.abs())[later]
+    worst = gap.idxmax() if gap.notna().all() else gap.index[gap.isna()][0]
+    text = f"largest gap from {exp.year} on: {gap[worst]:.1%} of baseline in {worst}"
+    ok = bool(gap.notna().all() and (gap <= (exp.value or 0.0)).all())
+    return ok, text
+
+
+def _finite(data, sample: int) -> tuple[bool, str]:
+    bad = {}
+    for var in data.data_vars:
+        values = data[var].values[sample]
+        if not np.isfinite(values).all():
+            bad[var] = int(data["year"].to_numpy()[~np.isfinite(values)][0])
+    if not bad:
+        return True, f"all {len(data.data_vars)} headline columns finite"
+    first = min(bad, key=bad.get)
+    return False, (
+        f"NaN/inf in {len(bad)} of {len(data.data_vars)} headline columns, "
+        f"first {first} in {bad[first]}"
+    )
+
+
+def _no_negative(stocks, sample: int) -> tuple[bool, str]:
+    lowest: dict[str, float] = {}
+    undefined = []
+    for name in stocks.data_vars:
+        values = stocks[name].values[sample]
+        if np.isnan(values).any():
+            undefined.append(name)
+        if not np.isnan(values).all():
+            lowest[name] = float(np.nanmin(values))
+    low = min(lowest, key=lowest.get)
+    nan = f"; NaN in {', '.join(undefined)}" if undefined else ""
+    if lowest[low] < 0:
+        return False, f"{low} falls to {_num(lowest[low])}{nan}"
+    if undefined:
+        return False, f"every stock >= 0 where defined{nan}"
+    return True, f"every stock >= 0 (lowest {_num(lowest[low])}, {low})"
+
+
+def _evaluate(exp: Expectation, data, stocks, sample: int) -> tuple[bool, str]:
+    """Whether one expectation holds for batch sample ``sample`` (0 is the baseline), and
+    the measured figures; ``stocks`` holds the raw stocks of the same samples."""
+    if exp.kind == "finite":
+        return _finite(data, sample)
+    if exp.kind == "no_negative_stock":
+        return _no_negative(stocks, sample)
+    years = data["year"].to_numpy()
+    run, base = (pd.Series(data[exp.var].values[i], index=years) for i in (sample, 0))
+    if exp.kind in ("falls_every_year", "rises_every_year"):
+        return _monotone(exp, run)
+    if exp.kind == "bounded":
+        return _bounded(exp, run, base)
+    if exp.kind == "recovers":
+        return _recovers(exp, run, base)
+    return _versus(exp, run, base)
+
+
+def _describe_expectation(exp: Expectation) -> str:
+    """The expectation in words (the detail of a passing or failing row)."""
+    fixed = {
+        "no_negative_stock": "every model stock >= 0 at every saved time",
+        "finite": "no NaN or inf in any headline column",
+    }
+    if exp.kind in fixed:
+        return fixed[exp.kind]
+    if exp.start is not None:
+        word = "falls" if exp.kind == "falls_every_year" else "rises"
+        return f"{exp.var} {word} every year {exp.start}-{exp.end}"
+    if exp.kind == "bounded":
+        return f"{exp.var} <= {exp.value:g} x baseline in every year"
+    if exp.kind == "recovers":
+        return f"{exp.var} within {exp.value:.0%} of baseline from {exp.year} on"
+    if exp.value is None:
+        return f"{exp.var} {exp.kind.replace('_', ' ')} in {exp.year}"
+    sign = "<=" if exp.kind == "at_most_share_of_baseline" else ">="
+    return f"{exp.var} {sign} {exp.value:g} x baseline in {exp.year}"
+
+
+def _simulate(runnable: list[RealityCheck]):
+    """Headline outputs of the baseline and every test (one batch) and their raw stocks (one
+    more run, when a test checks them). Extreme conditions may give NaN or inf: they are
+    measured and reported, so numpy's warnings about them are silenced here."""
+    table = _table(runnable)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        data = run_batch(samples=table, threads=1)
+        stocks = None
+        if any(exp.kind == "no_negative_stock" for test in runnable for exp in test.expect):
+            kinds = read_structure(MODEL_PATH).kind
+            names = sorted(name for name, kind in kinds.items() if kind == "stock")
+            stocks = compiled_model(MODEL_PATH).run(_stock_table(table), keep=names, threads=1)
+    return data, stocks
+
+
+def run_reality_checks(path: str | Path | None = None) -> Section:
+    """Run every Reality Check test in one batch and report one row per expectation.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The YAML file (default ``model/reality_checks.yaml``).
+
+    Returns
+    -------
+    Section
+        ``name`` ``reality``, ``gate`` True; the table has columns ``test``,
+        ``expectation``, ``status`` (``pass``, ``fail``, ``known_failure``), ``measured``
+        and ``detail``. A known-failure test whose expectations all pass is reported
+        ``fail`` ("passes now: remove known_failure").
+
+    Raises
+    ------
+    UserError
+        If the file is invalid (see :func:`load_reality_checks`).
+    """
+    tests = load_reality_checks(path)
+    runnable = [test for test in tests if not test.missing]
+    data, stocks = _simulate(runnable) if runnable else (None, None)
+    samples = {test.id: i + 1 for i, test in enumerate(runnable)}  # sample 0: the baseline
+    rows = []
+    for test in tests:
+        if test.missing:
+            reason = f"not run: the model has no {', '.join(test.missing)}"
+            for exp in test.expect:
+                detail = (
+                    f"{_describe_expectation(exp)}; {reason}; known failure: {test.known_failure}"
+                )
+                rows.append((test.id, exp.label, "known_failure", "not run", detail))
+            continue
+        sample = samples[test.id]
+        results = [_evaluate(exp, data, stocks, sample) for exp in test.expect]
+        all_pass = all(ok for ok, _ in results)
+        for exp, (ok, measured) in zip(test.expect, results, strict=True):
+            status, detail = ("pass" if ok else "fail"), _describe_expectation(exp)
+            if test.known_failure and all_pass:
+                status, detail = "fail", "passes now: remove known_failure"
+            elif test.known_failure and not ok:
+                status, detail = "known_failure", f"{detail}; known failure: {test.known_failure}"
+            rows.append((test.id, exp.label, status, measured, detail))
+    table = pd.DataFrame(rows, columns=["test", "expectation", "status", "measured", "detail"])
+    counts = table["status"].value_counts()
+    failing = set(table.loc[table["status"] == "known_failure", "test"])
+    known = [f"{t.id}: {t.known_failure}" for t in tests if t.id in failing]
+    summary = (
+        f"{len(tests)} tests, {len(table)} expectations: {counts.get('pass', 0)} pass, "
+        f"{counts.get('known_failure', 0)} known failures, {counts.get('fail', 0)} fail"
+    )
+    return Section(
+        name="reality",
+        title="Reality Check: extreme-condition tests",
+        table=table,
+        summary=summary,
+        gate=True,
+        known_failures=known,
+    )
