@@ -174,3 +174,20 @@ def test_scorecard_actuals_puts_the_published_outcome_beside_the_model(tmp_path)
     auto = card.loc["cluster_scale__auto"]
     assert auto["published"] == 4330 and auto["met_in_fact"] == "NOT MET"
     assert pd.isna(card.loc["rd_intensity_2025", "published"])  # nothing published yet
+
+
+def test_a_calibration_through_2018_runs_everywhere_the_default_does(tmp_path):
+    """--calibration: the CLI's run and the app's state start from the file given."""
+    from ningbo_sd.app.state import AppState
+    from ningbo_sd.validation.hindcast import HINDCAST_FILE
+
+    default, through = tmp_path / "default.csv", tmp_path / "through.csv"
+    assert main(["run", "-o", str(default)]) == 0
+    assert main(["run", "--calibration", str(HINDCAST_FILE), "-o", str(through)]) == 0
+    runs = pd.read_csv(default, index_col="year"), pd.read_csv(through, index_col="year")
+    assert runs[0].loc[2020, "gross_output"] != runs[1].loc[2020, "gross_output"]
+    state = AppState(calibrated=HINDCAST_FILE)
+    assert state.results.loc[2020, "gross_output"] == pytest.approx(
+        runs[1].loc[2020, "gross_output"]
+    )
+    assert main(["run", "--calibration", str(tmp_path / "missing.yaml")]) == 2

@@ -128,7 +128,7 @@ class CalibrationView(Viewer):
         self.intro = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.message = pn.pane.Alert("", alert_type="warning", visible=False)
         try:
-            self.baseline = run_scenario("baseline")
+            self.baseline = run_scenario("baseline", calibrated=self.state.calibrated)
             self.table_data = comparison_table(self.baseline)
         except USER_ERRORS as exc:
             self.baseline, self.table_data = None, pd.DataFrame()

@@ -54,13 +54,16 @@ class App(Viewer):
         scenario_dirs: tuple[Path, ...] = (SCENARIO_DIR,),
         model_path: Path = MODEL_PATH,
         engine: str | None = None,
+        calibrated: Path | None = None,
         **params,
     ) -> None:
         from ningbo_sd.app.charts import ResultCharts
         from ningbo_sd.app.controls import LeverPanel, ScenarioPanel
         from ningbo_sd.app.views import HeadlineNumbers, ScorecardView
 
-        state = AppState(model_path=model_path, scenario_dirs=scenario_dirs, engine=engine)
+        state = AppState(
+            model_path=model_path, scenario_dirs=scenario_dirs, engine=engine, calibrated=calibrated
+        )
         super().__init__(state=state, **params)
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, margin=(0, 10))
         self.heading = pn.pane.Markdown("", margin=(0, 10))
@@ -314,13 +317,17 @@ def report_unexpected(exc: BaseException) -> None:
         pn.state.notifications.error(f"Unexpected error: {text}", duration=10000)
 
 
-def create_app(scenario_dirs: tuple[Path, ...] = (SCENARIO_DIR,)) -> pn.viewable.Viewable:
+def create_app(
+    scenario_dirs: tuple[Path, ...] = (SCENARIO_DIR,), calibrated: Path | None = None
+) -> pn.viewable.Viewable:
     """Build one session's page (the factory ``pn.serve`` calls per browser session).
 
     Parameters
     ----------
     scenario_dirs : tuple of Path
         Folders the scenario picker lists; scenarios are saved into the last one.
+    calibrated : Path, optional
+        The calibration every run starts from (default: the default calibration).
 
     Returns
     -------
@@ -330,7 +337,7 @@ def create_app(scenario_dirs: tuple[Path, ...] = (SCENARIO_DIR,)) -> pn.viewable
     from ningbo_sd.app.bokehjs import install_fixes
 
     pn.config.exception_handler = report_unexpected
-    app = App(scenario_dirs=scenario_dirs)
+    app = App(scenario_dirs=scenario_dirs, calibrated=calibrated)
     app.sync_url()
     install_fixes(pn.state.curdoc)  # cheaper chart repaints in the browser
     return app.page()
@@ -369,12 +376,20 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="host:port the page may be opened from (repeatable; default the address)",
     )
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        default=None,
+        help="calibration to run from (default: calibration/calibrated.yaml)",
+    )
     args = parser.parse_args(argv)
+    if args.calibration is not None and not args.calibration.is_file():
+        parser.error(f"--calibration {args.calibration}: file not found")
     dirs = (SCENARIO_DIR,) if args.save_dir is None else (SCENARIO_DIR, args.save_dir)
     warm_up()
 
     def session() -> pn.viewable.Viewable:  # pn.serve needs a plain function, not a partial
-        return create_app(scenario_dirs=dirs)
+        return create_app(scenario_dirs=dirs, calibrated=args.calibration)
 
     pn.serve(
         session,

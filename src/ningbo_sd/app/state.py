@@ -27,6 +27,7 @@ from ningbo_sd.app.settings import (
 from ningbo_sd.app.text import tr
 from ningbo_sd.io import USER_ERRORS, UserError, read_yaml, read_yaml_file, write_text_atomically
 from ningbo_sd.model.metadata import MODEL_PATH
+from ningbo_sd.resources import calibrated_file
 from ningbo_sd.scenarios.schema import (
     SCENARIO_DIR,
     Scenario,
@@ -166,10 +167,12 @@ class AppState(param.Parameterized):
         model_path: Path = MODEL_PATH,
         scenario_dirs: tuple[Path, ...] = (SCENARIO_DIR,),
         engine: str | None = None,
+        calibrated: Path | None = None,
         **params,
     ) -> None:
         super().__init__(settings=settings_class(model_path)(), **params)
         self.model_path = Path(model_path)
+        self.calibrated = calibrated_file() if calibrated is None else Path(calibrated)
         self.scenario_dirs = tuple(Path(d) for d in scenario_dirs)
         self.engine = engine or best_engine()
         self._good_settings = default_settings(model_path)
@@ -216,7 +219,7 @@ class AppState(param.Parameterized):
         """Run one scenario with this session's engine (headline table)."""
         from ningbo_sd.scenarios.run import run_scenario
 
-        frame = run_scenario(scenario, engine=self.engine)
+        frame = run_scenario(scenario, engine=self.engine, calibrated=self.calibrated)
         self.runs += 1
         return frame
 

@@ -60,11 +60,23 @@ class MonteCarloOutcome:
     settings: dict
 
 
-def prepare_ensemble(scenario, indicators: tuple[str, ...] = FAN_INDICATORS):
-    """Resolve the scenario and the uncertainty specification (``montecarlo.prepare``)."""
-    from ningbo_sd.uncertainty.montecarlo import prepare
+def prepare_ensemble(scenario, indicators: tuple[str, ...] = FAN_INDICATORS, calibrated=None):
+    """Resolve the scenario and the uncertainty specification (``montecarlo.prepare``).
 
-    return prepare(scenario, indicators=tuple(indicators), targets=True, threads=1)
+    ``calibrated``: the calibration to start from (default: the default); its posterior
+    draws are sampled when they sit beside it.
+    """
+    from ningbo_sd.uncertainty.montecarlo import CALIBRATED_FILE, posterior_beside, prepare
+
+    calibrated = CALIBRATED_FILE if calibrated is None else calibrated
+    return prepare(
+        scenario,
+        indicators=tuple(indicators),
+        calibrated=calibrated,
+        targets=True,
+        threads=1,
+        posterior=posterior_beside(calibrated),
+    )
 
 
 def run_ensemble_chunk(prepared, n_samples: int, seed: int, start: int, stop: int) -> pd.DataFrame:
@@ -107,11 +119,16 @@ def summarise(
 
 
 def run_ensemble(
-    scenario, n_samples: int, seed: int, progress=None, settings: dict | None = None
+    scenario,
+    n_samples: int,
+    seed: int,
+    progress=None,
+    settings: dict | None = None,
+    calibrated=None,
 ) -> MonteCarloOutcome:
     """Run the whole ensemble in this thread; ``progress(done, total)`` after each chunk."""
     start = time.perf_counter()
-    prepared = prepare_ensemble(scenario)
+    prepared = prepare_ensemble(scenario, calibrated=calibrated)
     frames = []
     for lo in range(0, n_samples, CHUNK_SIZE):
         hi = min(lo + CHUNK_SIZE, n_samples)
@@ -193,7 +210,9 @@ class UncertaintyView(Viewer):
         n_samples = int(n_samples or self.samples.value)
         seed = int(self.seed.value if seed is None else seed)
         scenario = self.state.current_scenario()
-        outcome = run_ensemble(scenario, n_samples, seed, self._progress, self._settings())
+        outcome = run_ensemble(
+            scenario, n_samples, seed, self._progress, self._settings(), self.state.calibrated
+        )
         self._show(outcome)
         return outcome
 
@@ -213,7 +232,9 @@ class UncertaintyView(Viewer):
         try:
             scenario, settings = self.state.current_scenario(), self._settings()
             start = time.perf_counter()
-            prepared = await asyncio.to_thread(prepare_ensemble, scenario)
+            prepared = await asyncio.to_thread(
+                prepare_ensemble, scenario, FAN_INDICATORS, self.state.calibrated
+            )
             frames = []
             for lo in range(0, n_samples, CHUNK_SIZE):
                 hi = min(lo + CHUNK_SIZE, n_samples)

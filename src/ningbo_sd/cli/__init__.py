@@ -32,6 +32,23 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+CALIBRATION_HELP = (
+    "Calibration to run from (default: calibration/calibrated.yaml, fitted to 2015-2020); "
+    "e.g. one written by `ningbo-sd calibrate --through 2024`."
+)
+
+
+def _calibration(path: Path | None):
+    """The calibration file a command runs from (the default when None); checked to exist."""
+    from ningbo_sd.resources import calibrated_file
+
+    if path is None:
+        return calibrated_file()
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--calibration {path}: file not found")
+    return path
+
+
 @app.command()
 def run(
     scenario: Annotated[
@@ -49,6 +66,7 @@ def run(
     engine: Annotated[
         str, typer.Option(help="Simulation engine: batch (compiled numpy) or pysd (reference).")
     ] = "batch",
+    calibration: Annotated[Path | None, typer.Option(help=CALIBRATION_HELP)] = None,
 ) -> None:
     """Run a scenario 2015-2035 and write one row per year."""
     from ningbo_sd.model.metadata import MODEL_PATH
@@ -63,7 +81,8 @@ def run(
         raw = run_raw(params, model or MODEL_PATH, engine)
         frame = raw.reset_index()
     else:
-        frame = run_scenario(scenario, engine=engine).reset_index()
+        frame = run_scenario(scenario, engine=engine, calibrated=_calibration(calibration))
+        frame = frame.reset_index()
     atomic_write(output, lambda temporary: frame.to_csv(temporary, index=False))
     typer.echo(f"wrote {len(frame)} rows x {frame.shape[1]} columns to {output}")
 
@@ -78,6 +97,7 @@ def serve_app(
     save_dir: Annotated[
         Path | None, typer.Option(help="Folder for scenarios saved from the app.")
     ] = None,
+    calibration: Annotated[Path | None, typer.Option(help=CALIBRATION_HELP)] = None,
 ) -> None:
     """Serve the Panel app (what `python app.py` does in a checkout)."""
     from ningbo_sd.app.main import run_main
@@ -85,6 +105,7 @@ def serve_app(
     argv = ["--port", str(port), "--address", address]
     argv += ["--show"] if show else []
     argv += ["--save-dir", str(save_dir)] if save_dir is not None else []
+    argv += ["--calibration", str(_calibration(calibration))] if calibration is not None else []
     run_main(argv)
 
 

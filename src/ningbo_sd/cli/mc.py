@@ -112,8 +112,13 @@ def register(app: typer.Typer) -> None:
                 help="Print the uncertain parameters (distribution, origin, source) and exit.",
             ),
         ] = False,
+        calibration: Annotated[
+            Path | None,
+            typer.Option(help="Calibration to start from; its posterior.parquet is sampled."),
+        ] = None,
     ) -> None:
         """Run a Monte Carlo ensemble; print quantiles and the probability of each target."""
+        from ningbo_sd.cli import _calibration
         from ningbo_sd.uncertainty.montecarlo import prepare, run_monte_carlo
         from ningbo_sd.uncertainty.sampling import SPEC_FILE
 
@@ -136,6 +141,7 @@ def register(app: typer.Typer) -> None:
             indicators=_indicator_list(indicators),
             years=_year_list(years),
             progress=progress,
+            calibrated=_calibration(calibration),
         )
         print_summary(summary)
 

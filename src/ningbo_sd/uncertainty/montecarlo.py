@@ -175,6 +175,17 @@ class Prepared:
     context: ChunkContext
 
 
+def posterior_beside(calibrated: str | Path | None) -> Path | None:
+    """The posterior draws written beside a calibration other than the default, if any.
+
+    The default calibration's draws are the uncertainty specification's own (None).
+    """
+    if calibrated is None or Path(calibrated).resolve() == Path(CALIBRATED_FILE).resolve():
+        return None
+    draws = Path(calibrated).parent / "posterior.parquet"
+    return draws if draws.is_file() else None
+
+
 def prepare(
     scenario=None,
     spec: str | Path | ResolvedSpec | None = SPEC_FILE,
@@ -184,6 +195,7 @@ def prepare(
     years: tuple[int, ...] | None = None,
     targets: bool = True,
     threads: int | None = None,
+    posterior: str | Path | None = None,
 ) -> Prepared:
     """Resolve the scenario, the uncertainty specification and the chunk context.
 
@@ -204,6 +216,9 @@ def prepare(
         Score the modelled targets.
     threads : int, optional
         Engine threads per chunk.
+    posterior : path, optional
+        Posterior draws to sample instead of the specification's (e.g. those beside a
+        calibration other than the default: :func:`posterior_beside`).
 
     Returns
     -------
@@ -226,7 +241,11 @@ def prepare(
         resolved = spec
     else:
         levers = {lever.model_name for lever in load_levers().values() if lever.kind != "path"}
-        resolved = resolve_spec(load_spec(spec), model.constants, scenario_sets, levers)
+        loaded = load_spec(spec)
+        if posterior is not None:
+            source = loaded.posterior.model_copy(update={"path": str(Path(posterior).resolve())})
+            loaded = loaded.model_copy(update={"posterior": source})
+        resolved = resolve_spec(loaded, model.constants, scenario_sets, levers)
     known = [column.name for column in output_columns()]
     unknown = [name for name in indicators if name not in known]
     if unknown:
@@ -494,6 +513,7 @@ def run_monte_carlo(
         tuple(indicators),
         years=years,
         threads=None if local else 1,
+        posterior=posterior_beside(calibrated),
     )
     context = prepared.context
     missing = [year for year in summary_years if year not in context.years]
