@@ -68,11 +68,11 @@ def test_register_rows_are_consistent_with_the_model(meta, register):
         low, high = float(row["low"]), float(row["high"])
         assert low <= high, row["name"]
         assert row["rationale"].strip() and row["source"].strip(), row["name"]
-        assert row["distribution"] in {"uniform", "fixed", "vector_scale"}, row["name"]
+        assert row["distribution"] in {"uniform", "fixed", "vector_scale", "vector_spread"}
         values = np.array([float(x) for x in row["value"].split(";")])
         np.testing.assert_allclose(values, np.atleast_1d(variable.default), err_msg=row["name"])
-        if row["distribution"] == "vector_scale" or values.size > 1:
-            continue  # low/high are multipliers of the vector
+        if row["distribution"].startswith("vector_") or values.size > 1:
+            continue  # low/high are a factor or an exponent on the whole vector
         assert low <= values[0] <= high, row["name"]
         if variable.low is not None:
             assert variable.low <= low and high <= variable.high, row["name"]

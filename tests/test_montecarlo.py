@@ -166,10 +166,20 @@ def test_posterior_rows_are_drawn_jointly_and_evenly(tmp_path):
 
 def test_vector_factor_scales_the_whole_vector():
     table = pd.DataFrame({"Relative Energy Intensity": [0.5, 2.0]})
-    vectors = {"Relative Energy Intensity": (("a", "b"), (3.0, 0.25))}
+    vectors = {"Relative Energy Intensity": (("a", "b"), (3.0, 0.25), "scale")}
     columns = engine_columns(table, vectors)
     assert list(columns.columns) == ["Relative Energy Intensity[a]", "Relative Energy Intensity[b]"]
     np.testing.assert_array_equal(columns.to_numpy(), [[1.5, 0.125], [6.0, 0.5]])
+
+
+def test_vector_spread_raises_every_element_to_the_factor():
+    """A spread changes the differences between elements; a common factor would cancel."""
+    table = pd.DataFrame({"Relative Energy Intensity": [0.5, 2.0]})
+    vectors = {"Relative Energy Intensity": (("a", "b"), (4.0, 0.25), "spread")}
+    columns = engine_columns(table, vectors).to_numpy()
+    np.testing.assert_array_equal(columns, [[2.0, 0.5], [16.0, 0.0625]])
+    ratios = columns[:, 0] / columns[:, 1]
+    assert ratios[0] != ratios[1]  # the relative pattern moves, so normalising cannot undo it
 
 
 BAD_SPECS = [
@@ -278,7 +288,8 @@ def test_default_spec_samples_every_uncertain_register_row_but_the_levers(consta
     for parameter in resolved.parameters:
         row = register[parameter.name]
         assert parameter.settings == {"low": row.low, "high": row.high}
-        assert parameter.scale_vector == (row.distribution == "vector_scale")
+        assert parameter.scale_vector == row.distribution.startswith("vector_")
+        assert parameter.spread_vector == (row.distribution == "vector_spread")
         assert parameter.source == row.source
     held = resolve_spec(spec, constants, {"Depreciation Rate"}, levers)
     assert "Depreciation Rate" not in held.names and "Depreciation Rate" in held.held
@@ -346,7 +357,9 @@ def test_a_row_equals_a_single_run_with_its_parameters(ensemble):
     overrides = {}
     for name, value in results.samples.iloc[row].items():
         if name in prepared.context.vectors:
-            overrides[name] = np.asarray(prepared.context.vectors[name][1]) * value
+            _, base, mode = prepared.context.vectors[name]
+            base = np.asarray(base)
+            overrides[name] = base**value if mode == "spread" else base * value
         elif name != POSTERIOR_COLUMN:
             overrides[name] = float(value)
     single = run_scenario("baseline", overrides=overrides)

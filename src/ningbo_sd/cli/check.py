@@ -21,6 +21,7 @@ SECTIONS: dict[str, str] = {
     "reality": "ningbo_sd.validation.reality:run_reality_checks",
     "units": "ningbo_sd.validation.units:check_units",
     "loops": "ningbo_sd.validation.loops:check_loops",
+    "screening": "ningbo_sd.validation.screen:screening",
     "hindcast": "ningbo_sd.validation.hindcast:hindcast",
 }
 #: Columns shown per section in the table format (all columns go to json and csv).
@@ -155,7 +156,8 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
     ) -> None:
-        """Validate the model: out of sample, in sample, Reality Check, units, loops, hindcast.
+        """Validate the model: out of sample, in sample, Reality Check, units, loops,
+        screening of the sampled inputs, hindcast.
 
         Exits 1 when a gating section fails (Reality Check, units, loops, the out-of-sample
         MAPE guard); known failures are listed with their reasons and do not fail it.

@@ -32,7 +32,7 @@ ASSUMPTION_COLUMNS = (
     "rationale",
     "source",
 )
-DISTRIBUTIONS = ("uniform", "fixed", "vector_scale")
+DISTRIBUTIONS = ("uniform", "fixed", "vector_scale", "vector_spread")
 CATEGORIES = ("plan", "derived", "assumption", "lever", "definition")
 BOOLEAN_TEXT = {"true": True, "false": False}
 
@@ -82,8 +82,18 @@ class Assumption:
 
     @property
     def scaled(self) -> bool:
-        """True when the range is a factor on the whole vector (``vector_scale``)."""
-        return self.distribution == "vector_scale"
+        """True when the range is one number for the whole vector (``vector_*``)."""
+        return self.distribution in ("vector_scale", "vector_spread")
+
+    @property
+    def spread(self) -> bool:
+        """True when the number is an exponent on the vector's values (``vector_spread``).
+
+        ``vector_scale`` multiplies every element by a common factor, which cancels where
+        the model divides the vector by its own average; ``vector_spread`` raises every
+        element to a power, so it widens or narrows the differences between elements.
+        """
+        return self.distribution == "vector_spread"
 
     @property
     def centre(self) -> float:
@@ -161,14 +171,14 @@ def _parse_row(path: Path, line: int, row: dict) -> Assumption:
         raise AssumptionsError(
             f"{_where(path, line, 'low', name)}: low {low:g} is above high {high:g}"
         )
-    centre = 1.0 if distribution == "vector_scale" else value
+    centre = 1.0 if distribution in ("vector_scale", "vector_spread") else value
     if distribution == "uniform" and isinstance(value, np.ndarray):
         raise AssumptionsError(
             f"{_where(path, line, 'distribution', name)}: 'uniform' needs one value; a "
-            "subscripted constant is sampled as 'vector_scale' or kept 'fixed'"
+            "subscripted constant is sampled as 'vector_scale', 'vector_spread' or kept 'fixed'"
         )
     if not isinstance(centre, np.ndarray) and not low <= centre <= high:
-        what = "the factor 1" if distribution == "vector_scale" else f"the value {centre:g}"
+        what = "the factor 1" if distribution.startswith("vector_") else f"the value {centre:g}"
         raise AssumptionsError(
             f"{_where(path, line, 'value', name)}: {what} lies outside [low, high] = "
             f"[{low:g}, {high:g}]"

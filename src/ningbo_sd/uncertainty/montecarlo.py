@@ -80,7 +80,8 @@ class ChunkContext:
     parameters : dict
         The scenario's resolved parameters (calibrated base < scenario < overrides).
     vectors : dict
-        ``scale_vector`` parameters: name -> (elements, base values).
+        ``scale_vector`` parameters: name -> (elements, base values, ``scale`` or
+        ``spread``).
     indicators : tuple of str
         Headline columns to return.
     years : tuple of int
@@ -263,7 +264,9 @@ def prepare(
         if parameter.scale_vector:
             elements = model.variables[parameter.name].coords[0]
             base = np.asarray(parameters.get(parameter.name, model.constants[parameter.name]))
-            vectors[parameter.name] = (tuple(elements), tuple(float(v) for v in base.ravel()))
+            mode = "spread" if parameter.spread_vector else "scale"
+            values = tuple(float(v) for v in base.ravel())
+            vectors[parameter.name] = (tuple(elements), values, mode)
     context = ChunkContext(
         parameters=parameters,
         vectors=vectors,

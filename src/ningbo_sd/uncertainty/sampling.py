@@ -189,8 +189,9 @@ def engine_columns(samples: pd.DataFrame, vectors: dict) -> pd.DataFrame:
     samples : pandas.DataFrame
         From :func:`sample_table`.
     vectors : dict
-        For each ``scale_vector`` parameter: ``(elements, base values)``; its column becomes
-        ``Name[element]`` columns = base x factor.
+        For each ``scale_vector`` parameter: ``(elements, base values, mode)``; its column
+        becomes ``Name[element]`` columns: base x factor (``scale``) or base ** factor
+        (``spread``).
 
     Returns
     -------
@@ -203,9 +204,11 @@ def engine_columns(samples: pd.DataFrame, vectors: dict) -> pd.DataFrame:
             continue
         values = samples[name].to_numpy(dtype=float)
         if name in vectors:
-            elements, base = vectors[name]
+            elements, base, mode = vectors[name]
             for element, level in zip(elements, base, strict=True):
-                columns[f"{name}[{element}]"] = values * float(level)
+                # scale: a common factor; spread: an exponent (base ** u) on every element
+                spread = np.power(float(level), values) if mode == "spread" else None
+                columns[f"{name}[{element}]"] = values * float(level) if spread is None else spread
         else:
             columns[name] = values
     return pd.DataFrame(columns, index=samples.index)

@@ -139,7 +139,8 @@ class UncertainParameter:
     settings : dict
         The shape fields (``low``, ``high``, ``mode``, ``mean``, ``sd``, ``median``, ``sigma``).
     scale_vector : bool
-        The value is a common factor on the whole subscripted constant.
+        The value is one number for the whole subscripted constant: a common factor, or
+        (``spread_vector``) an exponent on every element.
     source : str
         Where the distribution comes from.
     origin : str
@@ -152,6 +153,7 @@ class UncertainParameter:
     scale_vector: bool = False
     source: str = ""
     origin: str = "spec"
+    spread_vector: bool = False
 
     def ppf(self, unit: np.ndarray) -> np.ndarray:
         """Map uniform [0, 1) values to this distribution (not for ``posterior``).
@@ -466,6 +468,7 @@ def resolve_spec(
                 scale_vector=row.scaled,
                 source=row.source,
                 origin=f"register line {row.line}",
+                spread_vector=row.spread,
             )
     posterior, posterior_path = None, _posterior_path(spec)
     if spec.posterior.use == "always" and posterior_path is None:
