@@ -189,3 +189,94 @@ def test_structure_section_traces_a_variable(app):
     assert view.trace.value == "" and view.details.object == ""
     assert view.trace_sources["causes"].data["x0"] == [] and view.figure.x_range.renderers == []
     assert set(view.node_source.data["alpha"]) == {0.95}
+
+
+def test_published_figures_are_drawn_once_with_their_sources(app, warm_engine, tmp_path):
+    from bokeh.models import HoverTool
+
+    from ningbo_sd.app.main import App
+    from ningbo_sd.app.published import published_points
+    from ningbo_sd.plan.actuals import load_actuals
+    from ningbo_sd.scenarios.schema import SCENARIO_DIR
+
+    actuals = load_actuals().set_index("id")
+    source = app.charts.published.sources["gross_output"]
+    points = dict(zip(source.data["year"], source.data["value"], strict=True))
+    assert points[2021.0] == pytest.approx(22100) and points[2022.0] == pytest.approx(24300)
+    assert 2018.0 not in points  # the 2018 figure is all industry, not the model's scope
+    for year, row_id in ((2021.0, "gross_output_2021"), (2022.0, "gross_output_2022")):
+        i = source.data["year"].index(year)
+        row = actuals.loc[row_id]
+        text = source.data["source"][i]
+        assert row["publisher"] in text and row["published"] in text and row["title"] in text
+        assert source.data["grade"][i] == row["confidence"]
+        assert source.data["confidence"][i].startswith(f"{row['confidence']}: ")
+    assert 2021.0 in app.charts.published.sources["value_added"].data["year"]
+    patents = app.charts.published.sources["effective_patents"]  # on the right-hand axis
+    assert app.charts.published.axis_of["effective_patents"] == app.charts.patents_axis
+    assert patents.data["value"] and out_of_view(app.charts.figures["innovation"]) == []
+    figure = app.charts.figures["gross_output"]
+    (marker,) = [r for r in figure.renderers if r.data_source is source]
+    (hover,) = [t for t in figure.tools if isinstance(t, HoverTool) and marker in t.renderers]
+    assert ("Source", "@source") in hover.tooltips
+    assert not any("{safe}" in value for _, value in hover.tooltips)  # Bokeh escapes them
+    assert "published figure" in app.charts.headers["gross_output"].object
+    # read once per process; a slider move sends nothing for the markers
+    misses = published_points.cache_info().misses
+    data = source.data
+    app.levers.widget(INVESTMENT).value = 12.0
+    assert source.data is data and app.charts.published.sources["gross_output"] is source
+    App(scenario_dirs=(SCENARIO_DIR, tmp_path))
+    assert published_points.cache_info().misses == misses
+    app.state.settings.language = "zh"
+    assert hover.tooltips[1] == ("出处", "@source") and "亿元" in source.data["text"][0]
+
+
+def test_review_section_shows_each_2025_target_and_its_published_outcome(app):
+    from ningbo_sd.app.review import review_table, target_years
+    from ningbo_sd.scenarios.scorecard import with_published
+
+    app.show_section("review")
+    view = app.views["review"]
+    table = view.table_data.set_index("id")
+    card = app.state.scorecard.set_index("id")
+    assert "gross_output_2035" not in table.index  # a 2035 target
+    assert set(table.index) == {i for i in card.index if target_years()[i] == 2025}
+    row = table.loc["high_tech_firms_2025"]
+    assert row["published"] == pytest.approx(10000) and bool(row["met_in_fact"]) is True
+    assert row["simulated"] == pytest.approx(card.loc["high_tech_firms_2025", "simulated"])
+    assert row["met"] == card.loc["high_tech_firms_2025", "met"]  # what the model said
+    assert row["published_confidence"] == "B"
+    expected = with_published(app.state.scorecard).set_index("id").loc[table.index]
+    pd.testing.assert_series_equal(table["published"], expected["published"])
+    assert (table["published_source"].fillna("") == expected["published_source"].fillna("")).all()
+    shown = view.table.object
+    assert 'data-id="high_tech_firms_2025"' in shown and "10,000" in shown
+    assert "宁波日报" in shown and "Met in fact" in shown and "[B]" in shown
+    assert "2 with a published outcome" in view.summary.object
+    view.only_published.value = True
+    assert shown.count("<tr data-id") > view.table.object.count("<tr data-id") == 2
+    # hidden, it waits; shown again, it shows the current settings
+    app.show_section("results")
+    app.levers.widget(INVESTMENT).value = 13.0
+    assert view._stale
+    app.show_section("review")
+    now = app.state.scorecard.set_index("id").loc["high_tech_firms_2025", "simulated"]
+    assert view.table_data.set_index("id").loc["high_tech_firms_2025", "simulated"] == now
+    app.state.settings.language = "zh"
+    assert "实际是否达成" in view.table.object and "规划回顾" in view.title.object
+    assert review_table(None).empty
+
+
+def test_review_table_escapes_every_text(app):
+    from ningbo_sd.app.review import review_html, review_table
+
+    table = review_table(app.state.scorecard)
+    row = table.index[table["id"] == "high_tech_firms_2025"][0]
+    table.loc[row, "published_source"] = '<script>alert("x")</script> & <b>'
+    table.loc[row, "reading"] = '" onmouseover="alert(1)'
+    table.loc[row, "label_en"] = "<img src=x>"
+    text = review_html(table, "en")
+    assert "<script>" not in text and "<img" not in text and "<b>" not in text
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;" in text
+    assert 'title="&quot; onmouseover=&quot;alert(1)"' in text

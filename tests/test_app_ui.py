@@ -401,3 +401,28 @@ def test_plan_target_mark_sits_under_the_slider_at_that_value(page):
     assert abs(arrow_x - (handle["x"] + handle["width"] / 2)) < 8, (mark, handle)
     range_text = f"range {control.start:g} – {control.end:g}"  # the lever's header
     assert page.get_by_text(range_text).first.is_visible()
+
+
+PUBLISHED_JS = """() => {
+  const cds = Bokeh.documents[0].get_model_by_name('published-gross_output');
+  return cds === null ? null : {year: [...cds.data.year], value: [...cds.data.value],
+                                source: [...cds.data.source]};
+}"""
+
+
+def test_review_tab_shows_published_outcomes_and_their_sources(page):
+    from ningbo_sd.plan.actuals import load_actuals
+
+    actuals = load_actuals().set_index("id")
+    markers = page.evaluate(PUBLISHED_JS)  # the published figures on the output chart
+    assert markers is not None and 22100 in markers["value"] and 24300 in markers["value"]
+    source = markers["source"][markers["year"].index(2022)]
+    assert actuals.loc["gross_output_2022", "title"] in source
+    page.get_by_role("button", name="Plan 2021-2025 review").click()
+    row = page.locator('table.review tr[data-id="high_tech_firms_2025"]')
+    row.wait_for(timeout=20_000)
+    text = row.inner_text()
+    publisher = actuals.loc["high_tech_firms_2025", "publisher"]
+    assert "10,000" in text and publisher in text and "[B]" in text
+    assert page.get_by_text("Met in fact").first.is_visible()
+    assert page.errors == []

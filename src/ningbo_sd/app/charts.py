@@ -43,6 +43,7 @@ from ningbo_sd.app.hvplot import (
     square_chart,
     stack_areas,
 )
+from ningbo_sd.app.published import PUBLISHED_COLOUR, PUBLISHED_FILL, PublishedMarkers
 from ningbo_sd.app.state import AppState
 from ningbo_sd.app.text import cluster_label, display_unit, tr
 from ningbo_sd.model.outputs import BINDING_LABELS, CLUSTERS, output_columns
@@ -78,6 +79,9 @@ FIGURE_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "innovation": ("rd_intensity", "effective_patents"),
     }
 )
+#: Figures whose lines get the published figures of their columns as markers (the stacked
+#: cluster areas and the binding squares do not draw a column's level).
+PUBLISHED_FIGURES: tuple[str, ...] = ("gross_output", "value_added", "land", "energy", "innovation")
 
 
 def column_label(name: str, language: str) -> str:
@@ -222,7 +226,8 @@ class Key:
     ----------
     colour : str
     style : str
-        ``solid``, ``dashed``, ``dotted`` or ``dashdot`` for a line; ``area`` for a patch.
+        ``solid``, ``dashed``, ``dotted`` or ``dashdot`` for a line; ``area`` for a patch;
+        ``marker`` for a point (the published figures).
     label : callable
         ``label(language) -> str``.
     group : str
@@ -239,6 +244,11 @@ def key_html(key: Key, text: str) -> str:
     """A legend entry: a line or patch swatch and its label."""
     if key.style == "area":
         swatch = f"width:11px;height:11px;background:{key.colour}"
+    elif key.style == "marker":
+        swatch = (
+            f"width:7px;height:7px;background:{PUBLISHED_FILL};border:1.5px solid {key.colour};"
+            "transform:rotate(45deg)"
+        )
     else:
         border = {"dashdot": "dashed"}.get(key.style, key.style)
         swatch = f"width:20px;height:0;border-top:3px {border} {key.colour}"
@@ -285,6 +295,14 @@ class ResultCharts(Viewer):
             "energy": self._pair_figure("energy", "energy_use", "energy_quota"),
             "innovation": self._innovation_figure(),
         }
+        # the published figures: drawn once per session, never updated by a slider move
+        self.published = PublishedMarkers(
+            self.figures,
+            {name: FIGURE_COLUMNS[name] for name in PUBLISHED_FIGURES},
+            self.state.language,
+        )
+        for name in sorted(self.published.figures()):
+            self.keys[name].append(Key(PUBLISHED_COLOUR, "marker", partial(tr, "published_key")))
         self.headers = {
             name: pn.pane.HTML("", sizing_mode="stretch_width", margin=(8, 10, 0, 10))
             for name in self.figures
@@ -442,7 +460,7 @@ class ResultCharts(Viewer):
         )
         fig.left[0].formatter = NumeralTickFormatter(format="0.00")
         fig.right[0].formatter = NumeralTickFormatter(format="0,0")
-        (self.patents_range,) = fig.extra_y_ranges.values()
+        ((self.patents_axis, self.patents_range),) = fig.extra_y_ranges.items()
         self._overlays(fig, "innovation", "rd_intensity")
         return fig
 
@@ -490,6 +508,7 @@ class ResultCharts(Viewer):
         runs = [r for r in (state.results, state.pinned, state.compare) if r is not None]
         current = self.state.results
         base = self.doubling_base()
+        published = self.published.values
         extent = {
             "gross_output": [r["gross_output"] for r in runs] + [pd.Series([base, 2 * base])],
             "value_added": [r["value_added"] for r in runs] + [current["value_added_real"]],
@@ -499,8 +518,9 @@ class ResultCharts(Viewer):
             "innovation": [r["rd_intensity"] for r in runs],
         }
         for name, series in extent.items():
-            fit_y_range(self.figures[name].y_range, *series)
-        fit_y_range(self.patents_range, current["effective_patents"])
+            fit_y_range(self.figures[name].y_range, *series, published(name))
+        patents = published("innovation", self.patents_axis)
+        fit_y_range(self.patents_range, current["effective_patents"], patents)
 
     def shown_keys(self, name: str) -> list[Key]:
         """The legend entries of a figure that are shown now."""
@@ -533,6 +553,8 @@ class ResultCharts(Viewer):
             }
             source = self._span_labels.source
             source.data = {**source.data, "text": [tr("level_2020", lang), tr("doubling", lang)]}
+            if events and any(event.name == "language" for event in events):
+                self.published.relabel(lang)
 
     def __panel__(self):
         panes = self.panes

@@ -28,7 +28,7 @@ LOGGER = logging.getLogger("ningbo_sd.app")
 TITLE = "宁波制造业政策模拟器 · Ningbo manufacturing policy simulator"
 SIDEBAR_WIDTH = 390
 HEADER_COLOUR = "#1f5fa8"
-SECTIONS: tuple[str, ...] = ("results", "uncertainty", "calibration", "structure")
+SECTIONS: tuple[str, ...] = ("results", "uncertainty", "calibration", "review", "structure")
 URL_DELAY_MS = 1000  # the URL is written once the settings rest this long
 URL_SCENARIO_KEYS: tuple[str, ...] = ("scenario", "compare")  # URL keys naming scenarios
 NOTIFICATION_MS = {"error": 10000, "success": 4000, "info": 2500}
@@ -113,6 +113,10 @@ class App(Viewer):
             from ningbo_sd.app.calibration import CalibrationView
 
             return CalibrationView(state=self.state)
+        if key == "review":
+            from ningbo_sd.app.review import ReviewView
+
+            return ReviewView(state=self.state)
         if key == "structure":
             from ningbo_sd.app.structure import StructureView
 
@@ -120,7 +124,7 @@ class App(Viewer):
         raise KeyError(f"unknown section {key!r}; allowed: {', '.join(SECTIONS)}")
 
     def show_section(self, key: str) -> None:
-        """Show one section (results, uncertainty, calibration, structure), building it once."""
+        """Show one section (one of :data:`SECTIONS`), building it when first shown."""
         if key not in self.sections:
             self.views[key] = self._build_section(key)
             self.sections[key] = pn.panel(self.views[key])

@@ -21,6 +21,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "tab_uncertainty": ("Uncertainty", "不确定性"),
     "tab_calibration": ("Calibration 2015-2020", "历史校准 2015-2020"),
     "tab_structure": ("Model structure", "模型结构"),
+    "tab_review": ("Plan 2021-2025 review", "规划回顾 2021-2025"),
     "language": ("Language", "语言"),
     # sidebar
     "scenario": ("Scenario", "情景"),
@@ -68,6 +69,19 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "nominal": ("nominal", "名义"),
     "real_2020": ("2020 prices", "2020年价"),
     "patents": ("effective invention patents", "有效发明专利"),
+    "published": ("Published", "公开数据"),
+    "published_key": ("published figure (hover for the source)", "公开发布数据（悬停查看出处）"),
+    "col_source_published": ("Source", "出处"),
+    "col_confidence": ("Confidence", "可信度"),
+    "confidence_a": (
+        "statistical bulletin or statistics bureau",
+        "统计公报或统计局直接发布",
+    ),
+    "confidence_b": (
+        "government work report or official release",
+        "政府工作报告、官方媒体或部门发布",
+    ),
+    "confidence_c": ("secondary page, or derived", "二手转载或推算"),
     "capital": ("capital", "资本"),
     "land": ("land", "土地"),
     "energy": ("energy", "能源"),
@@ -144,6 +158,31 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "flow": ("flow", "流量"),
     "auxiliary": ("auxiliary", "辅助变量"),
     "constant": ("constant", "常量"),
+    # plan review
+    "review_title": ("Plan 2021-2025 review: the 2025 targets", "规划回顾：2025年目标"),
+    "review_intro": (
+        "Each 2025 target of the plan: what the model gives for the current settings, "
+        "and the published outcome where one has been found (calibration/data/actuals.csv), "
+        "with its source and confidence grade (A: statistical bulletin, B: government "
+        "report or official release, C: secondary page or derived).",
+        "规划的各项2025年目标：当前设置下的模型值，以及已找到的公开实际数据"
+        "（calibration/data/actuals.csv）及其出处与可信度（A：统计公报；B：政府报告或官方发布；"
+        "C：二手转载或推算）。",
+    ),
+    "review_summary": (
+        "{targets} targets for 2025; {published} with a published outcome, "
+        "{met} of them met in fact; the model agrees on {agree} of {published}.",
+        "2025年目标{targets}项；{published}项有公开实际数据，其中{met}项实际已达成；"
+        "模型判断与实际一致{agree}项（共{published}项）。",
+    ),
+    "review_only_published": (
+        "Only targets with a published outcome",
+        "仅显示有公开实际数据的目标",
+    ),
+    "col_model_now": ("Model (current settings)", "模型值（当前设置）"),
+    "col_model_said": ("The model said", "模型判断"),
+    "col_published": ("Published", "公开实际值"),
+    "col_met_in_fact": ("Met in fact", "实际是否达成"),
     # messages
     "error_prefix": (
         "Not applied, the last good settings are kept: ",
