@@ -116,6 +116,19 @@ def _chunk_size(n: int, threads: int, group: int, target: int = 4096) -> int:
     return max(math.ceil(math.ceil(n / n_chunks) / group) * group, 1)
 
 
+def _stop(process) -> None:
+    """End a background compile that is still running, and reap it."""
+    import subprocess
+
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def compile_model(path: str | Path, backend: str = "auto") -> CompiledModel:
     """Compile a Vensim ``.mdl`` file into a vectorised simulator.
 
@@ -353,7 +366,7 @@ class CompiledModel:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        atexit.register(self._compiling.terminate)  # never outlive the process that asked
+        atexit.register(_stop, self._compiling)  # never outlive the process that asked
         return True
 
     # ------------------------------------------------------------------ params
