@@ -41,7 +41,7 @@ POSTERIOR = calibration_dir() / "posterior.parquet"
 #: Parameters the 2015-2020 data pin down well: the synthetic-recovery subset.
 RECOVERABLE = [
     "Investment Growth 2016 2020",
-    "Price Inflation 2016 2020",
+    "VA Deflator Wedge",
     "Non Profit Value Added Share",
     "Patent Yield",
     "High Tech Certification Yield",
