@@ -180,3 +180,31 @@ def test_cli_goal_and_bad_input(capsys, rd_answer):
     assert len(err.splitlines()) == 1 and "unknown column 'os'" in err
     assert main(["goal", "plan_2025", "--target", DOUBLING_PLUS, "--lever", "rd"]) == 2
     assert "unknown lever" in capsys.readouterr().err
+
+
+def test_a_division_by_zero_is_an_error_never_met():
+    data = dataset(gross_output=[[10.0, 25.0], [0.0, 15.0]], value_added=[[2.0, 4.0], [2.0, 3.0]])
+    target = parse_target("gross_output[2035] / gross_output[2020] >= 2")
+    with pytest.raises(GoalError, match=r"division by zero in the target at position 19 .* 1 of 2"):
+        target_margin(target, data)
+    with pytest.raises(GoalError, match="division by zero in the target at position 24"):
+        parse_target("gross_output[2035] >= 1 / (3 - 3) * gross_output[2020]")
+    overflow = parse_target("gross_output[2035] * 1e300 * 1e300 >= 1")
+    with pytest.raises(GoalError, match="overflows"):
+        target_margin(overflow, data)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("gross_output[2035] >= " + "(" * 51 + "1" + ")" * 51, "nested too deeply"),
+        ("gross_output[2035] >= " + "- " * 51 + "1", "nested too deeply"),
+        ("gross_output[2035] >= " + "1 + " * 150 + "1", "a target is at most 500"),
+    ],
+    ids=["parentheses", "signs", "length"],
+)
+def test_targets_are_bounded_in_length_and_depth(text, message):
+    with pytest.raises(GoalError, match=message):
+        resolve_target(text)
+    fifty = "gross_output[2035] >= " + "(" * 50 + "1" + ")" * 50
+    assert parse_target(fifty).right == ("num", 1.0)

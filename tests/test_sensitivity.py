@@ -182,3 +182,35 @@ def test_cli_morris_writes_the_indices(tmp_path, capsys):
     assert main(["sensitivity", "baseline", "--method", "sobol", "-n", "100", "-o", str(bad)]) == 2
     assert "power of 2" in capsys.readouterr().err
     assert not bad.exists()
+
+
+def test_the_default_seed_0_gives_the_same_indices_and_confidence_intervals(tmp_path):
+    """SALib's Sobol analysis takes a seed of 0 for no seed; the bootstrap gets seed + 1."""
+    outputs = []
+    for run in ("first", "second"):
+        output = tmp_path / f"{run}.csv"
+        args = ["sensitivity", "baseline", "-n", "16", "--parameters", ",".join(PARAMETERS)]
+        assert main([*args, "-o", str(output)]) == 0
+        outputs.append(pd.read_csv(output))
+    first, second = outputs
+    assert first["conf"].notna().any() and (first["conf"] > 0).any()
+    pd.testing.assert_frame_equal(first, second)
+    assert (tmp_path / "first.csv").read_bytes() == (tmp_path / "second.csv").read_bytes()
+
+
+def test_the_bootstrap_seed_is_the_users_seed_plus_one():
+    spec = uniform_spec((0, 1), (0, 1), (0, 1))
+    problem = salib_problem(spec)
+    unit = design("sobol", problem, 64, seed=0)
+    values = transform(spec, unit)
+    outputs = pd.DataFrame({"y": values["a"] + 2 * values["b"] * values["c"]})
+    seed0 = analyse("sobol", problem, unit, outputs, seed=0)
+    again = analyse("sobol", problem, unit, outputs, seed=0)
+    pd.testing.assert_frame_equal(seed0, again)
+    from SALib.analyze import sobol
+
+    direct = sobol.analyze(
+        problem, outputs["y"].to_numpy(), calc_second_order=False, num_resamples=100, seed=1
+    )
+    s1_conf = seed0[seed0["index"] == "S1"]["conf"].to_numpy()
+    np.testing.assert_allclose(s1_conf, direct["S1_conf"])

@@ -19,7 +19,10 @@ __all__ = [
     "AtomicOutput",
     "UserError",
     "atomic_write",
+    "check_output",
+    "excerpt",
     "format_number",
+    "not_utf8",
     "plain_decimal",
     "read_yaml",
     "read_yaml_file",
@@ -30,6 +33,10 @@ __all__ = [
 MAX_YAML_BYTES = 1_000_000
 #: The deepest nesting of mappings and lists a YAML document may have.
 MAX_YAML_DEPTH = 20
+#: The most values (keys, scalars, mappings, lists) a YAML document may hold once its aliases
+#: (``*name``) are expanded: the largest registry holds about 500; an alias bomb ("billion
+#: laughs") holds billions in a few hundred bytes.
+MAX_YAML_VALUES = 100_000
 #: The most characters of a bad value quoted back in an error line.
 EXCERPT_CHARS = 60
 
@@ -58,6 +65,58 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+def _output_target(path: str | Path) -> tuple[Path, int | None]:
+    """The file an output path writes (a link's target) and the mode of the file it replaces."""
+    if str(path) in ("", "."):
+        raise UserError("output path is empty: name a file")
+    path = Path(path)
+    try:
+        target = path.resolve() if path.is_symlink() else path
+    except (OSError, RuntimeError):  # a loop of links (RuntimeError before Python 3.13)
+        raise UserError(f"{path}: a symbolic link that loops; name a file") from None
+    mode = None
+    try:
+        info = target.stat()
+    except (FileNotFoundError, NotADirectoryError):  # no such file (or its folder is a file)
+        info = None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot check the output: {exc.strerror or exc}") from None
+    if info is not None:
+        if stat.S_ISDIR(info.st_mode):
+            raise UserError(f"{path}: is a folder; name a file to write")
+        if not stat.S_ISREG(info.st_mode):
+            raise UserError(f"{path}: not a regular file (a FIFO or a device); name a file")
+        mode = stat.S_IMODE(info.st_mode)
+    if not target.parent.is_dir():
+        if target.parent.exists():
+            raise UserError(
+                f"{path}: {target.parent} is a file, not a folder; name a file in a folder"
+            )
+        raise UserError(f"{path}: folder {target.parent} does not exist")
+    return target, mode
+
+
+def check_output(path: str | Path) -> Path:
+    """Check, before any work, that :class:`AtomicOutput` can write ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination.
+
+    Returns
+    -------
+    Path
+        The file that will be written (a symbolic link's target).
+
+    Raises
+    ------
+    UserError
+        If the destination is a folder, a FIFO or a device, or its folder does not exist.
+    """
+    return _output_target(path)[0]
+
+
 class AtomicOutput:
     """A file being written: a temporary sibling of ``path``, renamed into place on commit.
 
@@ -75,36 +134,46 @@ class AtomicOutput:
     Raises
     ------
     UserError
-        If the destination is not a regular file or its folder does not exist.
+        If the destination is not a regular file, its folder does not exist or is not
+        writable.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if str(path) in ("", "."):
-            raise UserError("output path is empty: name a file")
-        target = self.path.resolve() if self.path.is_symlink() else self.path
-        self.mode = _default_mode()
-        if target.exists():
-            info = target.stat()
-            if stat.S_ISDIR(info.st_mode):
-                raise UserError(f"{path}: is a folder; name a file to write")
-            if not stat.S_ISREG(info.st_mode):
-                raise UserError(f"{path}: not a regular file (a FIFO or a device); name a file")
-            self.mode = stat.S_IMODE(info.st_mode)
-        if not target.parent.is_dir():
-            what = "is not a folder" if target.parent.exists() else "does not exist"
-            raise UserError(f"{path}: folder {target.parent} {what}")
-        handle, temporary = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-        )
-        os.close(handle)
+        target, mode = _output_target(path)
+        self.mode = _default_mode() if mode is None else mode
+        try:
+            handle, temporary = tempfile.mkstemp(
+                dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+            )
+        except PermissionError:
+            raise UserError(
+                f"{path}: folder {target.parent} is not writable (permission denied)"
+            ) from None
+        except OSError as exc:
+            raise UserError(
+                f"{path}: cannot write in folder {target.parent}: {exc.strerror or exc}"
+            ) from None
+        try:
+            os.close(handle)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
         self.target = target
         self.temporary = Path(temporary)
 
     def commit(self) -> Path:
-        """Give the file its mode and rename it into place; returns the destination."""
-        os.chmod(self.temporary, self.mode)
-        os.replace(self.temporary, self.target)
+        """Give the file its mode and rename it into place; returns the destination.
+
+        If either step fails (or is interrupted) the temporary file is deleted and the old
+        destination stays as it was.
+        """
+        try:
+            os.chmod(self.temporary, self.mode)
+            os.replace(self.temporary, self.target)
+        except BaseException:
+            self.abort()
+            raise
         return self.path
 
     def abort(self) -> None:
@@ -130,11 +199,15 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     Raises
     ------
     UserError
-        If the destination is not a regular file or its folder does not exist.
+        If the destination is not a regular file, its folder does not exist or is not
+        writable, or writing fails (a full disk).
     """
     output = AtomicOutput(path)
     try:
         write(output.temporary)
+    except OSError as exc:
+        output.abort()
+        raise UserError(f"{path}: cannot write: {exc.strerror or exc}") from None
     except BaseException:
         output.abort()
         raise
@@ -193,6 +266,51 @@ def _depth(data, limit: int) -> int:
     return deepest
 
 
+def not_utf8(data: bytes) -> str | None:
+    """Why bytes are not UTF-8 text, for an error line (None when they are).
+
+    Returns
+    -------
+    str or None
+        E.g. ``not a UTF-8 text file (byte 0xe9 on line 3)``: the first bad byte and its
+        line, never the content.
+    """
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return f"not a UTF-8 text file (byte 0x{data[exc.start]:02x} on line {line})"
+    return None
+
+
+def _values(data, limit: int) -> tuple[int, int]:
+    """Values in plain data with its aliases expanded, and as written (both stop past ``limit``).
+
+    A mapping or list reached twice (a YAML alias) counts each time it is reached, as any
+    code that copies or walks the data would expand it; sizes are memoised per object, so
+    an alias bomb is measured without being expanded. Nesting is already bounded.
+    """
+    sizes: dict[int, int] = {}
+    written = 0
+
+    def size(item) -> int:
+        nonlocal written
+        known = sizes.get(id(item)) if isinstance(item, dict | list) else None
+        if known is not None:  # an alias of a mapping or list already counted
+            return known
+        written = min(written + 1, limit + 1)
+        if not isinstance(item, dict | list):
+            return 1
+        total = 1
+        children = [v for pair in item.items() for v in pair] if isinstance(item, dict) else item
+        for child in children:
+            total = min(total + size(child), limit + 1)
+        sizes[id(item)] = total
+        return total
+
+    return size(data), written
+
+
 def read_yaml(text: str | bytes, source: str, max_bytes: int = MAX_YAML_BYTES):
     """Parse YAML text safely: no tags that build objects, unique keys, bounded size and depth.
 
@@ -214,16 +332,17 @@ def read_yaml(text: str | bytes, source: str, max_bytes: int = MAX_YAML_BYTES):
     ------
     UserError
         One line naming ``source``: too large, not UTF-8, malformed (with line and column),
-        a key written twice, or nested too deeply. Never the document's content.
+        a key written twice, nested too deeply, or too many values once its aliases are
+        expanded (an alias bomb). Never the document's content.
     """
     size = len(text.encode("utf-8", "replace") if isinstance(text, str) else text)
     if size > max_bytes:
         raise UserError(f"{source}: {size:,} bytes; a YAML file here is at most {max_bytes:,}")
     if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            raise UserError(f"{source}: not a UTF-8 text file") from None
+        problem = not_utf8(text)
+        if problem:
+            raise UserError(f"{source}: {problem}; save it as UTF-8")
+        text = text.decode("utf-8")
     if "\x00" in text:
         raise UserError(f"{source}: not a UTF-8 text file (it holds NUL bytes)")
     try:
@@ -237,6 +356,17 @@ def read_yaml(text: str | bytes, source: str, max_bytes: int = MAX_YAML_BYTES):
         raise UserError(f"{source}: nested too deeply (at most {MAX_YAML_DEPTH} levels)") from None
     if _depth(data, MAX_YAML_DEPTH) > MAX_YAML_DEPTH:
         raise UserError(f"{source}: nested too deeply (at most {MAX_YAML_DEPTH} levels)")
+    expanded, distinct = _values(data, MAX_YAML_VALUES)
+    if expanded > MAX_YAML_VALUES:
+        if distinct < expanded:
+            raise UserError(
+                f"{source}: its aliases (*name) expand to more than {MAX_YAML_VALUES:,} values; "
+                f"a YAML file here holds at most {MAX_YAML_VALUES:,} (write the values out)"
+            )
+        raise UserError(
+            f"{source}: more than {MAX_YAML_VALUES:,} values; "
+            f"a YAML file here holds at most {MAX_YAML_VALUES:,}"
+        )
     return data
 
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ningbo_sd.io import USER_ERRORS, atomic_write
+from ningbo_sd.io import USER_ERRORS, atomic_write, check_output, excerpt
+
+#: The longest error line printed (a safety net: messages quote short excerpts already).
+MAX_ERROR_CHARS = 2000
 
 app = typer.Typer(
     add_completion=False,
@@ -72,6 +80,8 @@ def run(
     from ningbo_sd.model.metadata import MODEL_PATH
     from ningbo_sd.scenarios.run import run_raw, run_scenario
 
+    check_output(output)  # a mistyped folder is reported before the run, not after
+
     if model is not None or all_variables:
         params = {}
         if scenario is not None:
@@ -102,6 +112,12 @@ def serve_app(
     """Serve the Panel app (what `python app.py` does in a checkout)."""
     from ningbo_sd.app.main import run_main
 
+    # the server's event loop stops on KeyboardInterrupt; it would log and swallow the
+    # commands' Interrupted, so it gets Python's own handlers back
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
     argv = ["--port", str(port), "--address", address]
     argv += ["--show"] if show else []
     argv += ["--save-dir", str(save_dir)] if save_dir is not None else []
@@ -116,18 +132,82 @@ def _register_commands() -> None:
         importlib.import_module(module_name).register(app)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI; bad input exits with code 2 and one line on stderr."""
+@functools.cache
+def _command():
+    """The CLI as a click command, built once per process.
+
+    ``app(...)`` would rebuild it from the functions' signatures on every call (about 0.4 s),
+    and registering the commands again on every call would pile up copies of them.
+    """
     _register_commands()
+    return typer.main.get_command(app)
+
+
+class Interrupted(BaseException):
+    """SIGINT (Ctrl-C) or SIGTERM while a command runs: the command stops, cleaning up.
+
+    A ``BaseException`` like ``KeyboardInterrupt`` (so no ``except Exception`` swallows it,
+    and every ``except BaseException``/``finally`` deletes its temporary files), but not a
+    ``KeyboardInterrupt``, which click would turn into an "Aborted!" of its own.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's code for death by this signal: 128 + its number (130, 143)."""
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM raise :class:`Interrupted` in the main thread.
+
+    Only the first signal raises: later ones are ignored while the command cleans up, so a
+    second Ctrl-C cannot cut short the deletion of a temporary file. The previous handlers
+    come back afterwards. Outside the main thread (where Python cannot set handlers) the
+    block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum, frame) -> None:
+        if not received:
+            received.append(signum)
+            raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        code = app(args=argv, standalone_mode=False)
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, signal.SIG_DFL if old is None else old)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI; bad input exits with code 2 and one line on stderr.
+
+    SIGINT (Ctrl-C) exits 130 and SIGTERM 143, with one line ("interrupted"); an output
+    being written is left as it was (its temporary file is deleted).
+    """
+    try:
+        with _interrupts():
+            code = _command()(args=argv, standalone_mode=False)
         if isinstance(code, int) and not isinstance(code, bool):  # click returns typer.Exit's
             return code
+    except Interrupted as exc:
+        sigterm = exc.signum == signal.SIGTERM
+        typer.echo("interrupted (SIGTERM)" if sigterm else "interrupted", err=True)
+        return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        return 1
+    except (typer.Abort, KeyboardInterrupt):  # a Ctrl-C outside the main thread's handler
+        typer.echo("interrupted", err=True)
+        return 128 + signal.SIGINT
     except Exception as exc:
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click's errors
             typer.echo(f"error: {exc.format_message()}", err=True)
@@ -135,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, USER_ERRORS):
             text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             message = str(text).splitlines()[0] if str(text) else type(exc).__name__
-            typer.echo(f"error: {message}", err=True)
+            typer.echo(f"error: {excerpt(message, MAX_ERROR_CHARS)}", err=True)
             return 2
         raise
     return 0

@@ -176,8 +176,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Global sensitivity (Sobol or Morris) of 2035 gross output and the doubling goal."""
         from ningbo_sd.uncertainty.sampling import SPEC_FILE
-        from ningbo_sd.uncertainty.sensitivity import run_sensitivity, write_indices
+        from ningbo_sd.uncertainty.sensitivity import (
+            check_indices_output,
+            run_sensitivity,
+            write_indices,
+        )
 
+        check_indices_output(output)  # before the runs, not after
         names = [p.strip() for p in parameters.split(",") if p.strip()] if parameters else None
         result = run_sensitivity(
             scenario,

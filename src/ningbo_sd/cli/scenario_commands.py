@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from ningbo_sd.io import atomic_write, format_number
+from ningbo_sd.io import atomic_write, check_output, format_number
 
 SCENARIO_HELP = "Scenario YAML file, or a bundled scenario's name (see `ningbo-sd scenarios`)."
 OUTPUT_HELP = "Write to this file instead of the screen (replaced atomically)."
@@ -75,6 +75,12 @@ def aligned(rows: list[list[str]], header: list[str], right: set[int] | None = N
         ).rstrip()
 
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def check_emit(output: Path | None) -> None:
+    """Check ``--output`` before the work, so a mistyped folder costs no runs."""
+    if output is not None:
+        check_output(output)
 
 
 def emit(text: str, output: Path | None) -> None:
@@ -304,6 +310,7 @@ def register(app: typer.Typer) -> None:
         from ningbo_sd.scenarios.schema import load_scenario
         from ningbo_sd.scenarios.scorecard import scorecard
 
+        check_emit(output)
         if lang not in ("en", "zh"):
             raise ValueError(f"--lang {lang!r}: allowed: en, zh")
         loaded = load_scenario(scenario)
@@ -336,6 +343,7 @@ def register(app: typer.Typer) -> None:
             target_differences,
         )
 
+        check_emit(output)
         if lang not in ("en", "zh"):
             raise ValueError(f"--lang {lang!r}: allowed: en, zh")
         try:
@@ -386,6 +394,7 @@ def register(app: typer.Typer) -> None:
         """Find the smallest lever value that meets a target, or a two-lever frontier."""
         from ningbo_sd.scenarios.goal import frontier, goal_seek, parse_lever, resolve_target
 
+        check_emit(output)
         parsed_target = resolve_target(target)
         choice = parse_lever(lever)
         if frontier_lever is None:

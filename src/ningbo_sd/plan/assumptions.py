@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ningbo_sd.io import UserError
+from ningbo_sd.io import UserError, not_utf8
 from ningbo_sd.resources import calibration_data_dir
 
 ASSUMPTIONS_FILE = calibration_data_dir() / "assumptions.csv"
@@ -221,6 +221,9 @@ def load_assumptions(path: str | Path = ASSUMPTIONS_FILE) -> dict[str, Assumptio
     path = Path(path)
     if not path.is_file():
         raise AssumptionsError(f"{path}: assumptions register not found")
+    problem = not_utf8(path.read_bytes())
+    if problem:
+        raise AssumptionsError(f"{path}: {problem}; allowed: a UTF-8 CSV file")
     with path.open(encoding="utf-8", newline="") as stream:
         reader = csv.DictReader(stream)
         header = reader.fieldnames or []

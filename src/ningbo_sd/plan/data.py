@@ -25,7 +25,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from ningbo_sd.io import UserError
+from ningbo_sd.io import UserError, not_utf8
 from ningbo_sd.resources import calibration_data_dir
 
 DATA_DIR = calibration_data_dir()
@@ -399,9 +399,23 @@ def tolerance_rule(value_text: str, measure: str, basis: str, tags: Iterable[str
 
 
 def _read_csv(path: Path, columns: Sequence[str]) -> list[tuple[int, int, dict[str, str]]]:
-    """Read a CSV into ``(data row, start line, record)`` triples after checking its header."""
+    """Read a CSV into ``(data row, start line, record)`` triples after checking its header.
+
+    A file that is not UTF-8 text (a binary file, a Latin-1 export) or not CSV at all is a
+    :class:`~ningbo_sd.io.UserError` naming it and the first bad byte, not a codec's error.
+    """
     if not path.is_file():
-        raise FileNotFoundError(path)
+        raise FileNotFoundError(f"{path}: file not found")
+    problem = not_utf8(path.read_bytes())
+    if problem:
+        raise UserError(f"{path}: {problem}; allowed: a UTF-8 CSV file")
+    try:
+        return _read_csv_text(path, columns)
+    except csv.Error as exc:
+        raise UserError(f"{path}: not readable as CSV ({exc}); allowed: a UTF-8 CSV file") from None
+
+
+def _read_csv_text(path: Path, columns: Sequence[str]) -> list[tuple[int, int, dict[str, str]]]:
     with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
         try:

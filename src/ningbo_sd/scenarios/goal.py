@@ -32,6 +32,12 @@ if TYPE_CHECKING:
     import xarray as xr
 
 COMPARISONS: tuple[str, ...] = (">=", "<=", ">", "<")
+#: The longest target expression accepted (characters).
+MAX_TARGET_CHARS = 500
+#: The deepest nesting of parentheses and signs in a target expression.
+MAX_TARGET_DEPTH = 50
+#: The most characters of a target quoted back in an error line.
+QUOTED_CHARS = 80
 GRID_POINTS = 17
 FRONTIER_POINTS = 6
 _TOKEN = re.compile(
@@ -44,6 +50,19 @@ class GoalError(UserError):
     """A target expression, lever or search range is invalid; the message says what is allowed."""
 
 
+def _quoted(text: str) -> str:
+    """A target as quoted in an error line: as written, cut short past QUOTED_CHARS."""
+    return repr(text if len(text) <= QUOTED_CHARS else text[: QUOTED_CHARS - 1] + "…")
+
+
+def _check_length(text: str) -> None:
+    if len(text) > MAX_TARGET_CHARS:
+        raise GoalError(
+            f"target {_quoted(text)}: {len(text):,} characters; a target is at most "
+            f"{MAX_TARGET_CHARS} (e.g. 'gross_output[2035] >= 2 * gross_output[2020]')"
+        )
+
+
 # ---------------------------------------------------------------- target expressions
 
 
@@ -52,7 +71,8 @@ class Target:
     """A parsed target: ``left op right``, each side a tree of tuples.
 
     Nodes: ``("num", value)``, ``("ref", column, year)``, ``("neg", node)`` and
-    ``(op, left, right)`` for ``+ - * /``.
+    ``(op, left, right, position)`` for ``+ - * /`` (``position``: the operator's place in
+    ``text``, for error lines).
     """
 
     text: str
@@ -67,7 +87,9 @@ class Target:
         def walk(node: tuple) -> list[tuple[str, int]]:
             if node[0] == "ref":
                 return [(node[1], node[2])]
-            return [] if node[0] == "num" else [ref for sub in node[1:] for ref in walk(sub)]
+            if node[0] == "num":
+                return []
+            return [ref for sub in node[1 : 2 if node[0] == "neg" else 3] for ref in walk(sub)]
 
         return walk(self.left) + walk(self.right)
 
@@ -86,7 +108,7 @@ def _tokenize(text: str) -> list[tuple[str, str, int]]:
         if match is None or match.end() == position:
             bad = stripped[position:].lstrip()[:1]
             raise GoalError(
-                f"target {text!r}: unexpected character {bad!r} at position "
+                f"target {_quoted(text)}: unexpected character {bad!r} at position "
                 f"{len(stripped) - len(stripped[position:].lstrip())}; allowed: column[year], "
                 "numbers, + - * / ( ), and one of >= <= > <"
             )
@@ -105,6 +127,7 @@ class _Parser:
         self.text = text
         self.tokens = _tokenize(text)
         self.position = 0
+        self.depth = 0
         self.columns = columns
         self.years = years
 
@@ -115,7 +138,7 @@ class _Parser:
             )
         else:
             where = "at the end"
-        return GoalError(f"target {self.text!r}: {message} {where}")
+        return GoalError(f"target {_quoted(self.text)}: {message} {where}")
 
     def peek(self) -> str | None:
         return self.tokens[self.position][1] if self.position < len(self.tokens) else None
@@ -149,14 +172,31 @@ class _Parser:
     def product(self) -> tuple:
         node = self.unary()
         while self.peek() in ("*", "/"):
-            op = self.take()[1]
-            node = (op, node, self.unary())
+            _, op, where = self.take()
+            divisor = self.unary()
+            if op == "/" and _constant(divisor) == 0:
+                raise GoalError(
+                    f"division by zero in the target at position {where} of "
+                    f"{_quoted(self.text)}: the divisor is 0; allowed: a divisor that is never 0"
+                )
+            node = (op, node, divisor, where)
         return node
+
+    def nested(self) -> None:
+        """Enter one level of parentheses or sign (bounded: the parser recurses)."""
+        self.depth += 1
+        if self.depth > MAX_TARGET_DEPTH:
+            raise self.error(
+                f"nested too deeply (at most {MAX_TARGET_DEPTH} levels of parentheses and signs)"
+            )
 
     def unary(self) -> tuple:
         if self.peek() == "-":
+            self.nested()
             self.take()
-            return ("neg", self.unary())
+            node = ("neg", self.unary())
+            self.depth -= 1
+            return node
         return self.atom()
 
     def atom(self) -> tuple:
@@ -164,12 +204,16 @@ class _Parser:
             raise self.error("expected a number, column[year] or '('")
         kind, text, _ = self.tokens[self.position]
         if kind == "number":
+            if not math.isfinite(float(text)):
+                raise self.error("number too large (at most about 1.8e308)")
             self.take()
             return ("num", float(text))
         if text == "(":
+            self.nested()
             self.take()
             node = self.sum()
             self.take(")")
+            self.depth -= 1
             return node
         if kind == "name":
             if text not in self.columns:
@@ -215,35 +259,76 @@ def parse_target(text: str, years: tuple[int, int] = (2015, 2035)) -> Target:
     Raises
     ------
     GoalError
-        Naming the position and what is allowed there.
+        Naming the position and what is allowed there; also for a text longer than
+        :data:`MAX_TARGET_CHARS`, nesting deeper than :data:`MAX_TARGET_DEPTH` and a
+        division by a constant 0.
     """
     if not isinstance(text, str) or not text.strip():
         raise GoalError("target: empty; write e.g. 'gross_output[2035] >= 2 * gross_output[2020]'")
+    _check_length(text)
     return _Parser(text, _numeric_columns(), years).comparison()
 
 
-def _evaluate(node: tuple, results: xr.Dataset) -> np.ndarray:
+def _constant(node: tuple) -> float | None:
+    """The value of a subtree that reads no column (None if it reads one)."""
+    if node[0] == "num":
+        return node[1]
+    if node[0] == "ref":
+        return None
+    if node[0] == "neg":
+        value = _constant(node[1])
+        return None if value is None else -value
+    left, right = _constant(node[1]), _constant(node[2])
+    if left is None or right is None:
+        return None
+    with np.errstate(all="ignore"):
+        return float(_OPERATIONS[node[0]](left, right)) if node[0] != "/" or right else None
+
+
+_OPERATIONS = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
+
+
+def _evaluate(node: tuple, results: xr.Dataset, text: str) -> np.ndarray:
+    """The value of a subtree for every sample; a division by zero or an overflow of finite
+    values is a :class:`GoalError` (a target must be defined in every run), never "met"."""
     kind = node[0]
     if kind == "num":
         return np.asarray(node[1], dtype=float)
     if kind == "ref":
         return results[node[1]].sel(year=node[2]).to_numpy().astype(float)
     if kind == "neg":
-        return -_evaluate(node[1], results)
-    left, right = _evaluate(node[1], results), _evaluate(node[2], results)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}[kind](left, right)
+        return -_evaluate(node[1], results, text)
+    left, right = _evaluate(node[1], results, text), _evaluate(node[2], results, text)
+    if kind == "/" and np.any(right == 0):
+        zero = np.broadcast_to(right == 0, np.broadcast(left, right).shape)
+        raise GoalError(
+            f"division by zero in the target at position {node[3]} of {_quoted(text)}: the "
+            f"divisor is 0 in {int(zero.sum())} of {zero.size} runs; allowed: a divisor that "
+            "is never 0"
+        )
+    with np.errstate(all="ignore"):  # overflow is reported below, never printed
+        value = _OPERATIONS[kind](left, right)
+    finite = np.isfinite(left) & np.isfinite(right)
+    if np.any(finite & ~np.isfinite(value)):
+        raise GoalError(
+            f"target {_quoted(text)}: the value at position {node[3]} overflows (beyond about "
+            "1.8e308); allowed: finite values"
+        )
+    return value
 
 
 def target_sides(target: Target, results: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Both sides of a target for every sample of a results dataset ``(sample, year)``."""
-    return _evaluate(target.left, results), _evaluate(target.right, results)
+    return _evaluate(target.left, results, target.text), _evaluate(
+        target.right, results, target.text
+    )
 
 
 def target_margin(target: Target, results: xr.Dataset) -> np.ndarray:
     """How far each sample is past the target (>= 0: met), in the target's units."""
     left, right = target_sides(target, results)
-    margin = left - right if target.op in (">=", ">") else right - left
+    with np.errstate(all="ignore"):  # sides of opposite signs near 1e308: an infinite margin
+        margin = left - right if target.op in (">=", ">") else right - left
     margin = np.broadcast_to(margin, (results.sizes["sample"],)).astype(float)
     if target.op in (">", "<"):
         margin = np.where(margin > 0, margin, np.minimum(margin, -np.finfo(float).tiny))
@@ -341,7 +426,8 @@ def _binding(results: xr.Dataset, sample: int, year: int) -> str:
 
 def _monotone(margin: np.ndarray) -> str:
     scale = max(1.0, float(np.nanmax(np.abs(margin))))
-    steps = np.diff(margin)
+    with np.errstate(all="ignore"):  # a NaN run: "neither", without a printed warning
+        steps = np.diff(margin)
     if np.all(steps >= -1e-9 * scale):
         return "increasing"
     if np.all(steps <= 1e-9 * scale):
@@ -504,14 +590,15 @@ def resolve_target(text: str) -> Target:
     ``x[2025] >= 1.13 ^ 5 * x[2020]``, written out as a number).
     """
     text = str(text).strip()
+    _check_length(text)
     if re.fullmatch(r"[a-z0-9_]+", text) and text not in _numeric_columns():
         from ningbo_sd.scenarios.scorecard import load_target_specs, target_expression
 
         specs = {spec.id: spec for spec in load_target_specs()}
         if text not in specs:
             raise GoalError(
-                f"target {text!r}: not an expression and not a scorecard target id; write e.g. "
-                "'gross_output[2035] >= 2 * gross_output[2020]'"
+                f"target {_quoted(text)}: not an expression and not a scorecard target id; "
+                "write e.g. 'gross_output[2035] >= 2 * gross_output[2020]'"
             )
         try:
             return parse_target(target_expression(specs[text]))

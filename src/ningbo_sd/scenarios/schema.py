@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ningbo_sd.io import UserError, read_yaml_file
+from ningbo_sd.io import UserError, excerpt, read_yaml_file
 from ningbo_sd.model.metadata import MODEL_PATH, read_metadata
 from ningbo_sd.resources import scenario_dir
 from ningbo_sd.scenarios.levers import PERIODS, SHAPES, Lever, load_levers
@@ -100,11 +100,23 @@ def _bundled(files: tuple[tuple[str, float], ...]) -> tuple[str, ...]:
 # ---------------------------------------------------------------- structural checks
 
 
+def _key(key) -> str:
+    """A key of the user's file as quoted in a field path (a short excerpt)."""
+    return excerpt(str(key))
+
+
 def _describe(value) -> str:
     if isinstance(value, bool):
         return f"{str(value).lower()} (a yes/no value)"
     if isinstance(value, str):
-        return f"{value!r} (text)"
+        try:
+            float(value)
+        except ValueError:
+            return f"{excerpt(value)!r} (text)"
+        return (
+            f"{excerpt(value)!r} (text: write a number without quotes, an exponent with a "
+            "decimal point and a sign, e.g. 1.0e+6)"
+        )
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
@@ -148,7 +160,7 @@ def _check_text(where: str, field: str, value) -> None:
             )
     extra = sorted(set(value) - {"en", "zh"})
     if extra:
-        raise ScenarioError(f"{where}: {field}.{extra[0]}: unknown field; allowed: en, zh")
+        raise ScenarioError(f"{where}: {field}.{_key(extra[0])}: unknown field; allowed: en, zh")
 
 
 def _check_period_key(where: str, field: str, period) -> None:
@@ -165,17 +177,18 @@ def _check_period_key(where: str, field: str, period) -> None:
         ]
         if start > end:
             raise ScenarioError(
-                f"{where}: {field}.{period}: period ends before it starts; allowed: {allowed}"
+                f"{where}: {field}.{_key(period)}: period ends before it starts; allowed: {allowed}"
             )
         if overlapping:
             raise ScenarioError(
-                f"{where}: {field}.{period}: period overlaps {' and '.join(overlapping)}; "
+                f"{where}: {field}.{_key(period)}: period overlaps {' and '.join(overlapping)}; "
                 f"lever values are set per plan period, allowed: {allowed}"
             )
         raise ScenarioError(
-            f"{where}: {field}.{period}: period is outside the scenario years; allowed: {allowed}"
+            f"{where}: {field}.{_key(period)}: period is outside the scenario years; "
+            f"allowed: {allowed}"
         )
-    raise ScenarioError(f"{where}: {field}.{period}: unknown period; allowed: {allowed}")
+    raise ScenarioError(f"{where}: {field}.{_key(period)}: unknown period; allowed: {allowed}")
 
 
 def _check_period_entry(where: str, field: str, entry, lever: Lever) -> None:
@@ -184,7 +197,9 @@ def _check_period_entry(where: str, field: str, entry, lever: Lever) -> None:
         return
     extra = sorted(set(entry) - {"value", "shape"})
     if extra:
-        raise ScenarioError(f"{where}: {field}.{extra[0]}: unknown field; allowed: value, shape")
+        raise ScenarioError(
+            f"{where}: {field}.{_key(extra[0])}: unknown field; allowed: value, shape"
+        )
     if "value" not in entry:
         raise ScenarioError(
             f"{where}: {field}.value: missing; expected a number in "
@@ -226,7 +241,7 @@ def _check_lever(where: str, field: str, setting, lever: Lever) -> None:
     for cluster, value in setting.items():
         if cluster not in elements:
             raise ScenarioError(
-                f"{where}: {field}.{cluster}: unknown cluster; allowed: {', '.join(elements)}"
+                f"{where}: {field}.{_key(cluster)}: unknown cluster; allowed: {', '.join(elements)}"
             )
         _number(where, f"{field}.{cluster}", value, lever.low, lever.high)
 
@@ -246,8 +261,8 @@ def _check_targets(where: str, targets) -> None:
     for target_id, value in targets.items():
         if target_id not in allowed:
             raise ScenarioError(
-                f"{where}: targets.{target_id}: a scenario can only set targets the plan gives "
-                f"without a number; allowed: {', '.join(allowed)}"
+                f"{where}: targets.{_key(target_id)}: a scenario can only set targets the plan "
+                f"gives without a number; allowed: {', '.join(allowed)}"
             )
         _number(where, f"targets.{target_id}", value, None, None)
 
@@ -262,7 +277,7 @@ def _check_structure(data, where: str, model_path: str | Path) -> None:
     extra = [key for key in data if key not in TOP_LEVEL_FIELDS]
     if extra:
         raise ScenarioError(
-            f"{where}: {extra[0]}: unknown field; allowed: {', '.join(TOP_LEVEL_FIELDS)}"
+            f"{where}: {_key(extra[0])}: unknown field; allowed: {', '.join(TOP_LEVEL_FIELDS)}"
         )
     for field in ("title", "description"):
         if field not in data:
@@ -277,7 +292,8 @@ def _check_structure(data, where: str, model_path: str | Path) -> None:
     for lever_id, setting in levers.items():
         if lever_id not in known:
             raise ScenarioError(
-                f"{where}: levers.{lever_id}: unknown lever; allowed: {', '.join(sorted(known))}"
+                f"{where}: levers.{_key(lever_id)}: unknown lever; "
+                f"allowed: {', '.join(sorted(known))}"
             )
         _check_lever(where, f"levers.{lever_id}", setting, known[lever_id])
     parameters = data.get("parameters") or {}
@@ -288,7 +304,7 @@ def _check_structure(data, where: str, model_path: str | Path) -> None:
         )
     meta = read_metadata(model_path)
     for name, value in parameters.items():
-        field = f"parameters.{name}"
+        field = f"parameters.{_key(name)}"
         if name not in meta.variables or meta[name].default is None:
             raise ScenarioError(
                 f"{where}: {field}: not a constant of {Path(model_path).name}; "
@@ -455,11 +471,17 @@ def load_scenario(path: str | Path, model_path: str | Path = MODEL_PATH) -> Scen
         file and the field.
     """
     path = Path(path)
-    if not path.suffix and not path.exists() and path.name in bundled_scenarios():
+    # a bundled scenario is named bare: ``../baseline`` is a path, never a bundled name
+    bare = str(path) == path.name
+    if bare and not path.suffix and not path.exists() and path.name in bundled_scenarios():
         path = SCENARIO_DIR / f"{path.name}.yaml"
+    if path.is_dir():
+        raise ScenarioError(f"{path}: is a folder; expected a scenario YAML file")
     if not path.is_file():
+        named = "" if bare or path.suffix else "; a bundled scenario is named without a folder"
         raise ScenarioError(
-            f"{path}: scenario file not found (bundled scenarios: {', '.join(bundled_scenarios())})"
+            f"{path}: scenario file not found (bundled scenarios: "
+            f"{', '.join(bundled_scenarios())}{named})"
         )
     try:
         data = read_yaml_file(path)

@@ -433,6 +433,44 @@ class MonteCarloSummary:
     held: tuple[str, ...] = ()
 
 
+def check_ensemble_fits(
+    n_samples: int,
+    output: str | Path | None,
+    indicators: tuple[str, ...],
+    years: tuple[int, ...],
+    summary_years: tuple[int, ...],
+    chunk: int,
+    in_flight: int,
+    parameters: int = 0,
+    posterior: bool = False,
+    targets: int = 0,
+    at_least: bool = False,
+) -> None:
+    """Refuse an ensemble whose results file would not fit on its disk, or not in memory.
+
+    The columns follow the layout of :mod:`ningbo_sd.uncertainty.results`; the estimate is
+    :func:`ningbo_sd.uncertainty.budget.monte_carlo_cost`. ``at_least``: only some of the
+    columns are given (a check before the scenario is resolved).
+
+    Raises
+    ------
+    UserError
+        One line with the estimate and the largest ensemble that fits.
+    """
+    from ningbo_sd.uncertainty.budget import check_fits, monte_carlo_cost
+
+    binding = int("binding_constraint" in indicators)
+    columns = {
+        "int64": 1 + int(posterior),
+        "float": parameters + (len(indicators) - binding) * len(years) + targets,
+        "int8": binding * len(years),
+        "bool": targets,
+    }
+    summary = (len(indicators) - binding) * len(summary_years)
+    cost = monte_carlo_cost(n_samples, columns, summary, chunk, in_flight)
+    check_fits(f"--samples {n_samples:,}", cost, output, at_least)
+
+
 def chunk_bounds(n_samples: int, chunk_size: int) -> list[tuple[int, int]]:
     """``[(start, stop), ...]`` covering ``range(n_samples)`` in chunks."""
     if chunk_size < 1:
@@ -508,6 +546,20 @@ def run_monte_carlo(
         raise ValueError(f"{output}: the Monte Carlo output must be a .parquet file")
     check_execution(workers, scheduler)
     local = workers is None and scheduler is None
+    chunk = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
+    if chunk < 1:
+        raise ValueError(f"--chunk-size must be at least 1 (got {chunk})")
+    fits = {
+        "n_samples": n_samples,
+        "output": output,
+        "summary_years": summary_years,
+        "chunk": chunk,
+        "in_flight": LOCAL_IN_FLIGHT if local else 2 * (workers or 0),
+    }
+    # before any work: the columns known now (at least these), so an absurd count is
+    # refused at once; again below with every column
+    chosen = tuple(dict.fromkeys([*SUMMARY_INDICATORS, *indicators]))
+    check_ensemble_fits(indicators=chosen, years=years or summary_years, at_least=True, **fits)
     prepared = prepare(
         scenario,
         spec,
@@ -523,6 +575,10 @@ def run_monte_carlo(
     if missing:
         raise ValueError(f"--years must include the summary years {list(summary_years)}")
     resolved = prepared.spec
+    check_ensemble_fits(
+        indicators=context.indicators, years=context.years, parameters=len(resolved.parameters),
+        posterior=bool(resolved.from_posterior), targets=len(context.target_ids or ()), **fits,
+    )  # fmt: skip
     bounds = chunk_bounds(n_samples, DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size)
     tables = (sample_table(resolved, n_samples, seed, design, lo, hi) for lo, hi in bounds)
     summary = SummaryAccumulator(n_samples, context.indicators, summary_years, context.target_ids)
@@ -541,9 +597,10 @@ def run_monte_carlo(
         "targets": list(context.target_ids or []),
         "layout": LAYOUT,
     }
-    stream = ParquetStream(output, metadata) if output is not None else None
+    stream = None
     show = sys.stderr.isatty() if progress is None else progress
-    try:
+    try:  # an error or an interrupt (Ctrl-C, SIGTERM) deletes the temporary file
+        stream = ParquetStream(output, metadata) if output is not None else None
         with tqdm(total=n_samples, unit="sample", disable=not show, file=sys.stderr) as bar:
             for frame in execute(tables, context, workers, scheduler):
                 if stream is not None:

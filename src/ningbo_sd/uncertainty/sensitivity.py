@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ningbo_sd.io import atomic_write
+from ningbo_sd.io import UserError, atomic_write, check_output
 from ningbo_sd.scenarios.run import CALIBRATED_FILE
 from ningbo_sd.uncertainty.sampling import SPEC_FILE, ResolvedSpec, transform
 
@@ -95,6 +95,35 @@ def salib_problem(spec: ResolvedSpec) -> dict:
     return {"num_vars": len(names), "names": names, "bounds": [[0.0, 1.0]] * len(names)}
 
 
+def check_design(method: str, n: int, seed: int) -> None:
+    """Refuse an unknown method, a sample count it cannot use, or a negative seed.
+
+    Raises
+    ------
+    ValueError
+        Naming the option and what is allowed.
+    """
+    if method not in METHODS:
+        raise ValueError(f"--method {method!r} is not one of {', '.join(METHODS)}")
+    if seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer (got {seed})")
+    if method == "sobol" and (n < 2 or n & (n - 1)):
+        raise ValueError(f"--samples for Sobol must be a power of 2, at least 2 (got {n:,})")
+    if method == "morris" and n < 2:
+        raise ValueError(f"--samples (Morris trajectories) must be at least 2 (got {n:,})")
+
+
+def bootstrap_seed(seed: int) -> int:
+    """The seed SALib's bootstrap gets for a user's seed: ``seed + 1``.
+
+    ``SALib.analyze.sobol`` treats a seed of 0 as no seed at all (it draws the resamples
+    from numpy's global generator), so the confidence intervals of ``--seed 0``, the
+    default, would change from run to run; every seed is shifted by one, so each user seed
+    gives one fixed bootstrap. The design uses the seed as given (SALib seeds it properly).
+    """
+    return int(seed) + 1
+
+
 def design(method: str, problem: dict, n: int, seed: int, num_levels: int = 4) -> np.ndarray:
     """The unit design of a method.
 
@@ -115,18 +144,11 @@ def design(method: str, problem: dict, n: int, seed: int, num_levels: int = 4) -
     numpy.ndarray
         ``(runs, D)`` in [0, 1].
     """
-    if method not in METHODS:
-        raise ValueError(f"--method {method!r} is not one of {', '.join(METHODS)}")
-    if seed < 0:
-        raise ValueError(f"--seed must be a non-negative integer (got {seed})")
+    check_design(method, n, seed)
     if method == "sobol":
-        if n < 2 or n & (n - 1):
-            raise ValueError(f"--samples for Sobol must be a power of 2, at least 2 (got {n})")
         from SALib.sample import sobol
 
         return sobol.sample(problem, n, calc_second_order=False, seed=seed)
-    if n < 2:
-        raise ValueError(f"--samples (Morris trajectories) must be at least 2 (got {n})")
     from SALib.sample import morris
 
     return morris.sample(problem, n, num_levels=num_levels, seed=seed)
@@ -153,7 +175,7 @@ def analyse(
     outputs : pandas.DataFrame
         One column per output, one row per design row.
     seed : int
-        Bootstrap seed.
+        The user's seed; the bootstrap is seeded with :func:`bootstrap_seed` of it.
     conf_level, num_resamples, num_levels
         Passed to SALib.
 
@@ -167,6 +189,7 @@ def analyse(
     from SALib.analyze import sobol as sobol_analysis
 
     rows = []
+    seed = bootstrap_seed(seed)
     for output in outputs.columns:
         y = outputs[output].to_numpy(dtype=float)
         note = ""
@@ -237,7 +260,8 @@ def run_sensitivity(
     n : int
         Sobol base samples (power of 2) or Morris trajectories.
     seed : int
-        Seed of the design and of the bootstrap.
+        Seed of the design and (as :func:`bootstrap_seed`) of the bootstrap: the same seed
+        gives the same indices and confidence intervals.
     spec : path or ResolvedSpec
         Uncertainty specification.
     parameters : list of str, optional
@@ -255,18 +279,28 @@ def run_sensitivity(
     -------
     SensitivityResult
     """
+    from ningbo_sd.uncertainty.budget import check_fits, sensitivity_cost
     from ningbo_sd.uncertainty.montecarlo import (
         DEFAULT_CHUNK_SIZE,
+        LOCAL_IN_FLIGHT,
         check_execution,
         chunk_bounds,
         execute,
         prepare,
     )
 
-    if method not in METHODS:
-        raise ValueError(f"--method {method!r} is not one of {', '.join(METHODS)}")
+    check_design(method, n, seed)
     check_execution(workers, scheduler)
     local = workers is None and scheduler is None
+    chunk = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
+    if chunk < 1:
+        raise ValueError(f"--chunk-size must be at least 1 (got {chunk})")
+    in_flight = LOCAL_IN_FLIGHT if local else 2 * (workers or 0)
+    request = f"--samples {n:,}"
+    n_outputs = 2 + len(targets or DEFAULT_TARGETS)
+    # before any work, with one factor (a lower bound); again below with every factor
+    cost = sensitivity_cost(method, n, 1, n_outputs, num_resamples, chunk, in_flight)
+    check_fits(request, cost, at_least=True)
     prepared = prepare(
         scenario, spec, None, calibrated, ("gross_output",), years=(2020, 2035),
         threads=None if local else 1,
@@ -281,8 +315,13 @@ def run_sensitivity(
         )
     context = dataclasses.replace(prepared.context, target_ids=targets)
     problem = salib_problem(resolved)
+    n_outputs = 2 + sum(1 if target == "gross_output_2035" else 2 for target in targets)
+    factors = problem["num_vars"]
+    check_fits(
+        request, sensitivity_cost(method, n, factors, n_outputs, num_resamples, chunk, in_flight)
+    )
     unit = design(method, problem, n, seed, num_levels)
-    bounds = chunk_bounds(len(unit), DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size)
+    bounds = chunk_bounds(len(unit), chunk)
 
     def tables():
         for lo, hi in bounds:
@@ -298,17 +337,31 @@ def run_sensitivity(
     return SensitivityResult(method, prepared.scenario_name, indices, outputs, unit, problem)
 
 
+def check_indices_output(path: str | Path) -> Path:
+    """Check, before any run, that the indices can be written to ``path``.
+
+    Raises
+    ------
+    UserError
+        For a suffix other than .csv, .parquet or .json, a folder, a FIFO or a device, or a
+        folder that does not exist.
+    """
+    path = Path(path)
+    if path.suffix not in OUTPUT_SUFFIXES:
+        raise UserError(f"{path}: the sensitivity output must end in {', '.join(OUTPUT_SUFFIXES)}")
+    check_output(path)
+    return path
+
+
 def write_indices(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write the tidy indices atomically; the format follows the suffix (csv, parquet, json).
 
     Raises
     ------
-    ValueError
-        For another suffix.
+    UserError
+        For another suffix or an output that cannot be written (:func:`check_indices_output`).
     """
-    path = Path(path)
-    if path.suffix not in OUTPUT_SUFFIXES:
-        raise ValueError(f"{path}: the sensitivity output must end in {', '.join(OUTPUT_SUFFIXES)}")
+    path = check_indices_output(path)
 
     def write(temporary: Path) -> None:
         if path.suffix == ".csv":
