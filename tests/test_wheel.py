@@ -64,6 +64,7 @@ def installed(wheel, tmp_path_factory) -> dict:
             "-q",
             "--no-deps",
             "--no-index",
+            "--ignore-installed",  # the checkout's editable install is visible: not enough
             str(wheel),
         ],
         check=True,
