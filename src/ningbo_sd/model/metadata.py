@@ -13,14 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ningbo_sd.io import UserError
+from ningbo_sd.model.safety import ModelFileError, check_model_text
 from ningbo_sd.resources import model_file
 
 MODEL_PATH = model_file()
-
-
-class ModelFileError(UserError):
-    """A model file is missing or cannot be parsed."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +116,7 @@ def parse_product(path: str | Path, kind: str, build, module_file: str):
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found (expected a Vensim .mdl file)")
+    check_model_text(path)  # before PySD's parser sees any of it (docs/security.md)
     try:
         return cached_product(path, kind, build, salt=module_salt(module_file))
     except Exception as exc:  # PySD raises many kinds of parse errors

@@ -1,7 +1,12 @@
 """Reference runs with PySD: the translator and simulator the batch engine is tested against.
 
 PySD writes a translated Python file beside the model it reads, so the model is copied
-into a private temporary folder first; nothing is written into the repository.
+into a private temporary folder first; nothing is written into the repository. The copy is
+named ``model.mdl`` (PySD writes the file's name into the generated module's docstring),
+and the folder is removed when the translated model is dropped from the cache, at the
+latest when the process exits. The file is checked first
+(:func:`ningbo_sd.model.safety.check_model_text`): PySD writes model text into the
+Python it imports (``docs/security.md``).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import warnings
+import weakref
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ningbo_sd.model.metadata import MODEL_PATH, ModelFileError
+from ningbo_sd.model.safety import check_model_text
 
 # Warnings PySD 3.14 raises on import or run that say nothing about our model; they are
 # documented in the README (section "PySD warnings").
@@ -39,16 +46,24 @@ def _quiet():
 def _translated(path: str, mtime: float):
     import pysd
 
+    check_model_text(path)
     workdir = Path(tempfile.mkdtemp(prefix="ningbo-sd-pysd-"))
-    copy = workdir / Path(path).name
-    shutil.copy(path, copy)
+    # PySD writes the file's name into the generated source: use a plain one
+    copy = workdir / (
+        "model" + "".join(ch for ch in Path(path).suffix if ch.isalnum() or ch == ".")
+    )
     context = _quiet()
     try:
-        return pysd.read_vensim(str(copy))
+        shutil.copy(path, copy)
+        model = pysd.read_vensim(str(copy))
     except Exception as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
         raise ModelFileError(f"{path}: PySD cannot translate the model: {exc}") from exc
     finally:
         context.__exit__(None, None, None)
+    # copies reload the translated file, so it lives as long as the cached model
+    weakref.finalize(model, shutil.rmtree, workdir, ignore_errors=True)
+    return model
 
 
 def load_pysd_model(path: str | Path = MODEL_PATH):

@@ -21,6 +21,7 @@ from ningbo_sd.model.outputs import (
     output_columns,
     required_variables,
 )
+from ningbo_sd.model.safety import check_model_text
 from ningbo_sd.resources import calibrated_file
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ ENGINES = ("batch", "pysd")
 def _compiled(path: str, mtime: float):
     from ningbo_sd.engine.engine import compile_model
 
+    check_model_text(path)  # PySD's parser evaluates some model text (docs/security.md)
     return compile_model(path)
 
 
