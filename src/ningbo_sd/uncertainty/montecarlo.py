@@ -103,6 +103,22 @@ class ChunkContext:
     threads: int | None = None
 
 
+def run_samples(samples: pd.DataFrame, context: ChunkContext):
+    """Headline results over ``(sample, year)`` of rows of a sample table.
+
+    One run when no parameter is uncertain (the table has no engine column).
+    """
+    from ningbo_sd.scenarios.run import run_batch
+
+    table = engine_columns(samples, context.vectors)
+    return run_batch(
+        table if table.shape[1] else None,
+        overrides=context.parameters,
+        calibrated=None,
+        threads=context.threads,
+    )
+
+
 def run_chunk(samples: pd.DataFrame, context: ChunkContext) -> pd.DataFrame:
     """Run one chunk of the sample table and return its rows of the output table.
 
@@ -117,16 +133,8 @@ def run_chunk(samples: pd.DataFrame, context: ChunkContext) -> pd.DataFrame:
     pandas.DataFrame
         The columns described in the module docstring, one row per sample.
     """
-    from ningbo_sd.scenarios.run import run_batch
-
-    table = engine_columns(samples, context.vectors)
-    results = run_batch(
-        table if table.shape[1] else None,
-        overrides=context.parameters,
-        calibrated=None,
-        threads=context.threads,
-    )
-    if not table.shape[1] and len(samples) > 1:  # no uncertain parameter: one run for all
+    results = run_samples(samples, context)
+    if results.sizes["sample"] != len(samples):  # no uncertain parameter: one run for all
         results = results.isel(sample=np.zeros(len(samples), dtype=int))
     columns: dict[str, np.ndarray] = {"sample": samples.index.to_numpy(dtype=np.int64)}
     for name in samples.columns:

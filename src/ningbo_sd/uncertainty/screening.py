@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ningbo_sd.uncertainty.sampling import SPEC_FILE, engine_columns, transform
+from ningbo_sd.uncertainty.sampling import SPEC_FILE, transform
 
 #: The smallest relative effect that counts as moving an output (exact no-ops give ~1e-16).
 THRESHOLD = 1e-9
@@ -49,16 +49,13 @@ def screen_inputs(
         absolute elementary effect over one grid step, relative to the output's mean
         level), ``output`` (where it is largest) and ``status`` (``pass`` or ``fail``).
     """
-    from ningbo_sd.scenarios.run import run_batch
-    from ningbo_sd.uncertainty.montecarlo import prepare
+    from ningbo_sd.uncertainty.montecarlo import prepare, run_samples
     from ningbo_sd.uncertainty.sensitivity import design, salib_problem
 
     prepared = prepare(scenario, spec, targets=False)
     problem = salib_problem(prepared.spec)
     unit = design("morris", problem, trajectories, seed)
-    samples = transform(prepared.spec, unit)
-    table = engine_columns(samples, prepared.context.vectors)
-    results = run_batch(table, overrides=prepared.context.parameters, calibrated=None)
+    results = run_samples(transform(prepared.spec, unit), prepared.context)
     names, blocks = [], []
     for name, variable in results.data_vars.items():
         if name == "binding_constraint":

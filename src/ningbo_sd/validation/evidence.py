@@ -75,16 +75,13 @@ def band_results(
         The posterior draws to sample (default: those beside ``calibrated``, else the
         uncertainty specification's, i.e. the default calibration's).
     """
-    from ningbo_sd.scenarios.run import run_batch
-    from ningbo_sd.uncertainty.montecarlo import posterior_beside, prepare
-    from ningbo_sd.uncertainty.sampling import engine_columns, sample_table
+    from ningbo_sd.uncertainty.montecarlo import posterior_beside, prepare, run_samples
+    from ningbo_sd.uncertainty.sampling import sample_table
 
     if posterior is None:
         posterior = posterior_beside(calibrated)
     prepared = prepare(scenario, calibrated=calibrated, targets=False, posterior=posterior)
-    samples = sample_table(prepared.spec, n_samples, seed)
-    table = engine_columns(samples, prepared.context.vectors)
-    return run_batch(table, overrides=prepared.context.parameters, calibrated=None)
+    return run_samples(sample_table(prepared.spec, n_samples, seed), prepared.context)
 
 
 def compare_terms(terms, point: np.ndarray, ensemble: np.ndarray, extra=None) -> pd.DataFrame:
