@@ -21,6 +21,7 @@ import pytest
 from external import SUITE, needs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from ningbo_sd.cli import main
 from ningbo_sd.model.metadata import MODEL_PATH, ModelFileError
@@ -52,12 +53,19 @@ V300  Do not put anything below this section - it will be ignored
 """
 
 
+# Hypothesis caches the constants of local modules (when it collects this file) and unicode
+# tables in ./.hypothesis; a home inside this file cannot be created, so its best-effort
+# caches write nothing (the example database is off in the test's settings).
+set_hypothesis_home_dir(Path(__file__) / "no-hypothesis-cache")
+
+
 @pytest.fixture(scope="module", autouse=True)
-def _private_temp_dir(tmp_path_factory):
+def _private_folders(tmp_path_factory):
     """PySD's translations (``model.reference``) go to a test folder, not the system's."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("pysd-temp")))
         yield
+    set_hypothesis_home_dir(None)
 
 
 def entry(equation: str, units: str = "Dmnl", doc: str = "A documentation line.") -> str:
