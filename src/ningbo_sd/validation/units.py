@@ -549,9 +549,11 @@ def _read_known_failures(path: Path) -> dict[str, str]:
 
 def _parse(path: Path):
     from ningbo_sd.engine.compiler import load_abstract_model
+    from ningbo_sd.model.safety import check_model_text
 
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found (expected a Vensim .mdl file)")
+    check_model_text(path)  # PySD's parser evaluates some text: refuse unsafe files first
     try:
         return load_abstract_model(path)
     except Exception as exc:  # PySD raises many kinds of parse errors
