@@ -333,17 +333,21 @@ def _execute_local(tables, context: ChunkContext) -> Iterator[pd.DataFrame]:
     so the output is the same as running them one by one.
     """
     pending: deque = deque()
-    with ThreadPoolExecutor(max_workers=LOCAL_IN_FLIGHT) as pool:
-        try:
-            for table in tables:
-                pending.append(pool.submit(run_chunk, table, context))
-                if len(pending) >= LOCAL_IN_FLIGHT:
-                    yield pending.popleft().result()
-            while pending:
+    pool = ThreadPoolExecutor(max_workers=LOCAL_IN_FLIGHT)
+    try:
+        for table in tables:
+            pending.append(pool.submit(run_chunk, table, context))
+            if len(pending) >= LOCAL_IN_FLIGHT:
                 yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+        while pending:
+            yield pending.popleft().result()
+    except BaseException:
+        # an error or an interrupt (Ctrl-C, SIGTERM): return at once, so the caller deletes
+        # its temporary file and reports now, not after the chunk still running (seconds, or
+        # a kernel compile); Python lets that thread finish before the process exits
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def check_execution(workers: int | None, scheduler: str | None) -> None:
