@@ -370,3 +370,14 @@ def test_outputs_are_not_left_half_written(tmp_path, point_fit):
     with pytest.raises(ValueError, match="yaml"):
         write_outputs(point_fit, None, bad, {})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_register_row_with_a_stray_comma_is_refused(tmp_path):
+    """csv.DictReader would spill the extra field into a None key and carry on."""
+    text = (calibration_data_dir() / "assumptions.csv").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    lines[3] = lines[3] + ",stray"
+    path = tmp_path / "assumptions.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(AssumptionsError, match=r"line 4 .*11 fields; allowed: 10"):
+        load_assumptions(path)

@@ -236,6 +236,12 @@ def load_assumptions(path: str | Path = ASSUMPTIONS_FILE) -> dict[str, Assumptio
         register: dict[str, Assumption] = {}
         for row in reader:
             line = reader.line_num
+            if None in row or None in row.values():  # DictReader's spill-over: a stray comma
+                count = len(header) + len(row.get(None) or []) - list(row.values()).count(None)
+                raise AssumptionsError(
+                    f"{path}: line {line} ({row.get('name')}): {count} fields; allowed: "
+                    f"{len(header)} ({', '.join(header)}); quote a text that holds a comma"
+                )
             entry = _parse_row(path, line, row)
             if entry.name in register:
                 raise AssumptionsError(
