@@ -10,7 +10,6 @@ Examples
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,8 @@ from .compiler import cache_dir, load_ir
 from .ir import ModelIR, UnsupportedConstructError
 from .runtime_numpy import NumpyRuntime
 from .subscripts import key
+from .timegrid import _RPREC, time_grid
+from .timegrid import chunk_size as _chunk_size
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -37,8 +38,6 @@ __all__ = [
     "run_default",
     "time_grid",
 ]
-
-_RPREC = 1e-5  # PySD's relative precision for final and saving times
 
 
 @dataclass(frozen=True)
@@ -75,45 +74,6 @@ class VariableMeta:
     def subscripts(self) -> tuple:
         """Alias of :attr:`dims`."""
         return self.dims
-
-
-def time_grid(initial: float, final: float, dt: float, saveper: float):
-    """Simulation times and saving flags exactly as PySD steps them.
-
-    Time is accumulated (``t = t + dt``) and a time is saved when it is within
-    ``dt * 1e-5`` of a multiple of ``saveper`` from the initial time.
-
-    Returns
-    -------
-    times : ndarray
-        Every evaluated time (``len(times) - 1`` Euler updates).
-    save : ndarray of bool
-        Whether each time is recorded.
-    """
-    if not dt > 0 or not saveper > 0:
-        raise ValueError(f"TIME STEP ({dt}) and SAVEPER ({saveper}) must be positive")
-    prec = dt * _RPREC
-    times, save = [], []
-    t = float(initial)
-
-    def in_return(t):
-        delay = t - initial
-        return (delay % saveper < prec) or (-delay % saveper < prec)
-
-    while t + dt * _RPREC < final:
-        times.append(t)
-        save.append(in_return(t))
-        t = t + dt
-    times.append(t)
-    save.append(in_return(t))
-    return np.array(times), np.array(save, dtype=bool)
-
-
-def _chunk_size(n: int, threads: int, group: int, target: int = 4096) -> int:
-    """Samples per chunk: about ``target``, a multiple of ``threads`` chunks, whole groups."""
-    n_chunks = max(math.ceil(n / target), 1)
-    n_chunks = math.ceil(n_chunks / threads) * threads
-    return max(math.ceil(math.ceil(n / n_chunks) / group) * group, 1)
 
 
 def _stop(process) -> None:
@@ -301,32 +261,10 @@ class CompiledModel:
             A stock, a constant or a control variable (only auxiliaries can be held), or
             values of the wrong shape.
         """
-        import copy
+        from .paths import hold_on_paths
 
-        from .ir import Assign, LookupCall, TimeNode
-
-        model = copy.copy(self.ir)
-        model.assigns = dict(self.ir.assigns)
-        model.tables = list(self.ir.tables)
-        for name, (times, values) in paths.items():
-            name = self._names.get(name, self._names.get(key(name), name))
-            if name not in model.variables:
-                raise KeyError(f"no variable named {name!r} to hold on a path")
-            info = model.variables[name]
-            if info.kind != "aux":
-                raise ValueError(f"{name!r} is a {info.kind}: only auxiliaries can be held")
-            times = np.asarray(times, dtype=float)
-            values = np.asarray(values, dtype=float).reshape(len(times), -1)
-            if values.shape[1] != info.size:
-                raise ValueError(
-                    f"{name!r}: {values.shape[1]} values per time for {info.size} elements"
-                )
-            first = len(model.tables)
-            for element in range(info.size):
-                model.tables.append((times, values[:, element].copy(), "interpolate"))
-            expr = LookupCall(table=np.arange(first, first + info.size), arg=TimeNode())
-            model.assigns[name] = [Assign(name, np.arange(info.size), expr)]
-        return CompiledModel(model, path=None, backend="numpy")
+        resolved = {self._names.get(n, self._names.get(key(n), n)): v for n, v in paths.items()}
+        return CompiledModel(hold_on_paths(self.ir, resolved), path=None, backend="numpy")
 
     def kernel_cached(self) -> bool:
         """Whether the numba kernel is in the on-disk cache (loading it takes ~1 s)."""
