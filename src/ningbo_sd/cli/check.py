@@ -75,13 +75,13 @@ def record_mape(sections) -> None:
 
 
 def _cell(value) -> str:
-    if value is None or value is getattr(__import__("pandas"), "NA", None):
-        return "-"
+    import pandas as pd
+
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, float | int) and not isinstance(value, bool):
-        return format_number(value)
-    return "-" if value is None or value != value else str(value)
+    if value is None or pd.isna(value):
+        return "-"
+    return format_number(value) if isinstance(value, float | int) else str(value)
 
 
 def render(sections, fmt: OutputFormat) -> str:

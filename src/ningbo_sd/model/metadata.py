@@ -83,9 +83,11 @@ def file_digest(path: str | Path) -> str:
     ModelFileError
         If the file is missing or a folder.
     """
+    from ningbo_sd.engine.compiler import file_digest as digest  # the engine's cache key
+
     path = Path(path)
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return digest(path)
     except FileNotFoundError:
         raise ModelFileError(
             f"{path}: model file not found (expected a Vensim .mdl file)"
