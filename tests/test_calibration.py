@@ -42,10 +42,10 @@ POSTERIOR = calibration_dir() / "posterior.parquet"
 RECOVERABLE = [
     "Investment Growth 2016 2020",
     "VA Deflator Wedge",
-    "Non Profit Value Added Share",
+    "Wage 2015",
     "Patent Yield",
-    "High Tech Certification Yield",
-    "Firm Output Elasticity",
+    "Peer Certification Effect",
+    "Firm Revenue Elasticity",
     "New Product Knowledge Elasticity",
 ]
 SMALL_RUN = ["--starts", "1", "--draws", "200", "--walkers", "48", "--burn-in", "10"]

@@ -17,7 +17,7 @@ from ningbo_sd.plan.data import load_observations
 # stock -> (inflows, outflows): the balance test checks each stock's change per time step
 STOCK_FLOWS = {
     "Capital Stock": (["Capital Completion"], ["Depreciation"]),
-    "Knowledge Stock": (["RD Spending Real"], ["Knowledge Obsolescence"]),
+    "Knowledge Stock": (["Knowledge Investment"], ["Knowledge Obsolescence"]),
     "Effective Invention Patents": (["New Patents"], ["Patent Lapses"]),
     "High Tech Enterprises": (["High Tech Certifications"], ["High Tech Exits"]),
     "Industrial Land": (["Land Inflow"], ["Land Exits"]),
@@ -26,6 +26,7 @@ STOCK_FLOWS = {
     "Energy Quota": (["Energy Quota Change"], []),
     "Investment Trend": (["Investment Trend Growth"], []),
     "Workforce": (["Workforce Change"], []),
+    "Above Scale Firms": (["Firm Entries"], ["Firm Exits"]),
 }
 STOCKS = list(STOCK_FLOWS)
 DT = 0.25
@@ -188,15 +189,25 @@ def test_land_never_above_the_control_line_in_baseline(baseline):
 
 def test_binding_constraint_matches_the_limits(extreme_run):
     limits = extreme_run[
-        ["Total Potential Value Added", "Land Limited Value Added", "Energy Limited Value Added"]
+        ["Demanded Value Added", "Production Capacity", "Land Limited Value Added",
+         "Energy Limited Value Added"]
     ].to_numpy()
+    own = np.minimum(limits[:, 0], limits[:, 1])  # the firms' own limit: orders or capacity
     np.testing.assert_array_equal(
         extreme_run["Binding Constraint"].to_numpy(),
-        # ties resolve to capital, then land, as the model's IF THEN ELSE does
+        # ties resolve to the firms' own limit, then land, as the model's IF THEN ELSE does
         np.where(
-            limits[:, 2] < np.minimum(limits[:, 0], limits[:, 1]),
+            limits[:, 3] < np.minimum(own, limits[:, 2]),
             2,
-            np.where(limits[:, 1] < limits[:, 0], 1, 0),
+            np.where(limits[:, 2] < own, 1, 0),
         ),
     )
-    np.testing.assert_allclose(extreme_run["Value Added Real"], limits.min(axis=1), rtol=1e-12)
+    # the smooth minimum: (sum of limit^-k)^(-1/k), never above the hard minimum and at
+    # most a factor 4^(1/k) below it
+    k = read_metadata()["Constraint Sharpness"].default
+    smallest = limits.min(axis=1)
+    expected = smallest * np.sum((smallest[:, None] / limits) ** k, axis=1) ** (-1 / k)
+    realised = extreme_run["Value Added Real"].to_numpy()
+    np.testing.assert_allclose(realised, expected, rtol=1e-12)
+    assert np.all(realised <= smallest * (1 + 1e-12))
+    assert np.all(realised >= smallest * 4 ** (-1 / k) * (1 - 1e-12))

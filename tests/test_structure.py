@@ -19,17 +19,19 @@ LOOPS = {
         "Revenue",
         "RD Spending",
         "RD Spending Real",
+        "Knowledge Investment",
         "Knowledge Stock",
         "Relative Knowledge",
         "Productivity Index",
         "Potential Value Added",
         "Total Potential Value Added",
+        "Demanded Value Added",
     ],
     "investment (R2): output -> profit -> investment -> capital -> output": [
         "Value Added",
         "Profit",
-        "Profit Margin",
-        "Perceived Profit Margin",
+        "Profit Rate",
+        "Perceived Profit Rate",
         "Profit Effect on Investment",
         "Industrial Investment",
         "Real Investment",
@@ -38,6 +40,7 @@ LOOPS = {
         "Capital Stock",
         "Potential Value Added",
         "Total Potential Value Added",
+        "Production Capacity",
         "Value Added Real",
     ],
     "energy (B1): output -> energy demand -> quota pressure -> investment -> output": [
@@ -76,6 +79,6 @@ def test_loop_is_closed_by_direct_dependencies(structure, loop):
 
 def test_every_stock_has_a_flow(structure):
     stocks = [name for name, kind in structure.kind.items() if kind == "stock"]
-    assert len(stocks) == 10
+    assert len(stocks) == 11
     for stock in stocks:
         assert structure.depends_on[stock], stock

@@ -337,7 +337,8 @@ def test_the_registry_scales():
 def test_the_ningbo_model_fails_only_where_recorded():
     """Every failing equation is a recorded known failure, and no recorded one now passes."""
     known = read_yaml_file(known_failures_file())
-    assert known and all(isinstance(reason, str) and reason.strip() for reason in known.values())
+    assert isinstance(known, dict)  # empty since model v2 named its conversion constants
+    assert all(isinstance(reason, str) and reason.strip() for reason in known.values())
     section = check_units()
     table = section.table
     assert len(table) == table["variable"].nunique() > 200

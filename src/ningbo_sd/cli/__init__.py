@@ -83,11 +83,15 @@ def run(
     check_output(output)  # a mistyped folder is reported before the run, not after
 
     if model is not None or all_variables:
-        params = {}
-        if scenario is not None:
-            from ningbo_sd.scenarios.run import resolve_parameters
+        from ningbo_sd.scenarios.run import resolve_parameters
 
-            params = resolve_parameters(scenario, model_path=model or MODEL_PATH, calibrated=None)
+        # the Ningbo model starts from its calibration, as the headline run does; another
+        # model from its own defaults
+        params = resolve_parameters(
+            scenario,
+            model_path=model or MODEL_PATH,
+            calibrated=_calibration(calibration) if model is None else None,
+        )
         raw = run_raw(params, model or MODEL_PATH, engine)
         frame = raw.reset_index()
     else:
