@@ -108,6 +108,11 @@ def _labels(row: pd.Series, indicators: pd.DataFrame, clusters: Mapping) -> tupl
     if row["indicator"] in indicators.index:
         label_en = indicators.loc[row["indicator"], "label_en"]
         label_zh = indicators.loc[row["indicator"], "label_zh"]
+    if row.get("basis") == "real" and row["indicator"] in indicators.index:
+        # a real reading of an indicator the plan writes at current prices says so
+        default_basis = str(indicators.loc[row["indicator"], "basis"]).split("|")[0]
+        if default_basis != "real":
+            label_en, label_zh = f"{label_en} at 2020 prices", f"{label_zh}（2020年价）"
     cluster = row.get("cluster")
     if isinstance(cluster, str) and cluster in clusters:
         label_en = f"{label_en}: {clusters[cluster][0]}"

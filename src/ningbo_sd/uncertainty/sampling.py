@@ -169,6 +169,8 @@ def sample_table(
     Returns
     -------
     pandas.DataFrame
+        The parameters, then the process-noise paths of ``spec.noise`` (``Name[knot]``
+        columns, :mod:`ningbo_sd.uncertainty.noise`).
     """
     if n_samples < 1:
         raise ValueError(f"the number of samples must be at least 1 (got {n_samples})")
@@ -178,6 +180,10 @@ def sample_table(
     unit = unit_rows(len(spec.factors), n_samples, seed, start, stop, design)
     frame = transform(spec, unit)
     frame.index = pd.RangeIndex(start, stop, name="sample")
+    if spec.noise:
+        from ningbo_sd.uncertainty.noise import noise_columns
+
+        frame = pd.concat([frame, noise_columns(spec.noise, n_samples, seed, start, stop)], axis=1)
     return frame
 
 

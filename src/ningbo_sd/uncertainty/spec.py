@@ -115,6 +115,23 @@ class PosteriorSource(BaseModel):
     use: Literal["auto", "always", "never"] = "auto"
 
 
+class NoiseChannelEntry(BaseModel):
+    """One process-noise channel: the model constants of its path, amplitude and memory."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    sd: str
+    correlation: str
+
+
+class NoiseSource(BaseModel):
+    """Process noise (:mod:`ningbo_sd.uncertainty.noise`): which channels, and whether to use them."""
+
+    model_config = ConfigDict(extra="forbid")
+    use: bool = True
+    channels: dict[str, NoiseChannelEntry] = Field(default_factory=dict)
+
+
 class UncertaintySpec(BaseModel):
     """A whole specification file."""
 
@@ -123,6 +140,7 @@ class UncertaintySpec(BaseModel):
     assumptions: RegisterSelection = Field(default_factory=RegisterSelection)
     posterior: PosteriorSource = Field(default_factory=PosteriorSource)
     parameters: dict[str, ParameterEntry] = Field(default_factory=dict)
+    noise: NoiseSource = Field(default_factory=NoiseSource)
     source: str = Field(default="<memory>", exclude=True)
 
 
@@ -209,6 +227,9 @@ class ResolvedSpec:
         Register rows left at the scenario's value because the scenario sets them.
     source : str
         The specification file.
+    noise : tuple of ningbo_sd.uncertainty.noise.NoiseChannel
+        Process-noise channels drawn with every sample (set by
+        :func:`ningbo_sd.uncertainty.montecarlo.prepare`, which reads them off the model).
     """
 
     parameters: tuple[UncertainParameter, ...]
@@ -216,6 +237,7 @@ class ResolvedSpec:
     posterior_path: str | None = None
     held: tuple[str, ...] = ()
     source: str = "<memory>"
+    noise: tuple = ()
 
     @property
     def sampled(self) -> tuple[UncertainParameter, ...]:
