@@ -319,8 +319,10 @@ def test_same_seed_gives_identical_outputs_whatever_the_chunk_size(ensemble):
     b = pd.read_parquet(folder / "chunked.parquet")
     assert len(a) == N_SAMPLES and list(a["sample"]) == list(range(N_SAMPLES))
     pd.testing.assert_frame_equal(a, b)
-    pd.testing.assert_frame_equal(whole.quantiles, chunked.quantiles)
-    pd.testing.assert_frame_equal(whole.probabilities, chunked.probabilities)
+    for table in ("quantiles", "probabilities", "binding"):  # to the last bit
+        pd.testing.assert_frame_equal(
+            getattr(whole, table), getattr(chunked, table), check_exact=True
+        )
 
 
 def test_chunks_in_flight_do_not_change_the_results(ensemble, tmp_path, monkeypatch):
@@ -383,14 +385,40 @@ def test_probabilities_are_the_means_of_the_per_sample_outcomes(ensemble):
 
 
 def test_quantiles_are_those_of_the_written_samples(ensemble):
+    """Streamed out of core, yet numpy's quantiles of the whole columns, bit for bit."""
+    from fractions import Fraction
+
     folder, whole, _ = ensemble
     frame = pd.read_parquet(folder / "whole.parquet")
     for indicator in ("gross_output", "value_added", "rd_intensity", "energy_use"):
         for year in (2025, 2035):
-            levels = np.quantile(frame[f"{indicator}:{year}"], [0.05, 0.5, 0.95])
+            values = frame[f"{indicator}:{year}"].to_numpy()
+            levels = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
             row = whole.quantiles.loc[(indicator, year)]
-            np.testing.assert_allclose(row[["q05", "q50", "q95"]].astype(float), levels)
+            np.testing.assert_array_equal(row[["q05", "q25", "q50", "q75", "q95"]], levels)
+            assert row["mean"] == float(sum(map(Fraction, values)) / len(values))
     assert whole.binding.sum(axis=1).to_numpy() == pytest.approx([1.0, 1.0])
+    pd.testing.assert_frame_equal(
+        read_results(folder / "whole.parquet").quantiles(), whole.quantiles, check_exact=True
+    )
+    assert whole.effective_samples == N_SAMPLES
+
+
+def test_without_an_output_file_the_summary_is_the_same_and_nothing_is_left(
+    ensemble, tmp_path, monkeypatch
+):
+    """The quantiles' second pass reads a scratch file of the summary columns, then deletes it."""
+    import tempfile
+
+    _, whole, _ = ensemble
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    unsaved = montecarlo.run_monte_carlo("baseline", N_SAMPLES, SEED, chunk_size=100)
+    assert unsaved.output is None
+    for table in ("quantiles", "probabilities", "binding"):
+        pd.testing.assert_frame_equal(
+            getattr(unsaved, table), getattr(whole, table), check_exact=True
+        )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_crash_leaves_no_output_file(tmp_path, monkeypatch):
@@ -488,4 +516,7 @@ def test_a_two_worker_local_cluster_gives_identical_results(ensemble, tmp_path):
     pd.testing.assert_frame_equal(
         pd.read_parquet(tmp_path / "dask.parquet"), pd.read_parquet(folder / "whole.parquet")
     )
-    pd.testing.assert_frame_equal(distributed.probabilities, whole.probabilities)
+    for table in ("quantiles", "probabilities", "binding"):
+        pd.testing.assert_frame_equal(
+            getattr(distributed, table), getattr(whole, table), check_exact=True
+        )

@@ -54,6 +54,9 @@ def print_summary(summary) -> None:
     )
     if summary.held:
         typer.echo(f"held at the scenario's value: {', '.join(summary.held)}")
+    effective = getattr(summary, "effective_samples", None)
+    if effective is not None and effective != summary.n_samples:  # a weighted run
+        typer.echo(f"weighted: effective sample size {effective:,.0f}")
     typer.echo("\nQuantiles (5/25/50/75/95%):")
     typer.echo(quantiles[["unit", "q05", "q25", "q50", "q75", "q95", "mean"]].to_string())
     if not summary.binding.empty:

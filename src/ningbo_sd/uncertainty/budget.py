@@ -12,9 +12,13 @@ sample count, with coefficients measured on the Ningbo model (2 cores, 23 GB, 20
   byte, a boolean a quarter (:data:`PARQUET_BYTES`);
 - memory: about 0.4 GB before any sample (interpreter, libraries, the compiled model); each
   sample of a chunk in flight about 21 KB (peak 0.46 GB with two chunks of 2,048 in
-  flight, 1.07 GB with two of 16,384); the exact quantiles keep 8 bytes per sample per
-  summary column (:class:`~ningbo_sd.uncertainty.results.SummaryAccumulator`, plus one
-  column copied while sorting);
+  flight, 1.07 GB with two of 16,384); chunks gathered into a row group
+  (:data:`~ningbo_sd.uncertainty.results.ROW_GROUP_BYTES`); the exact quantiles, out of
+  core, a fixed amount per summary column whatever the sample count
+  (:class:`~ningbo_sd.uncertainty.summary.SummaryAccumulator`: histograms, and the bins
+  read back from the file). What still grows with the samples is Parquet's metadata, held
+  by the writer and by a reader of the file: about 1 KB per column and row group
+  (:data:`PARQUET_METADATA_BYTES`), 13 bytes a sample with the default columns;
 - sensitivity: the unit design (runs x factors floats, twice while SALib builds it), the
   analysed outputs, and SALib's bootstrap: 7.1 KB per Sobol base sample and 10.9 KB per
   Morris trajectory with 37 factors and 100 resamples.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +39,7 @@ from ningbo_sd.io import UserError, check_output
 
 __all__ = [
     "Cost",
+    "check_ensemble_fits",
     "check_fits",
     "free_space",
     "monte_carlo_cost",
@@ -49,6 +55,13 @@ PARQUET_FIXED = 1_000_000
 FIXED_MEMORY = 400 * 2**20
 #: Memory per sample of a chunk being run (engine state, its output frame).
 CHUNK_SAMPLE_MEMORY = 21 * 2**10
+#: Memory of Parquet's metadata per column and row group, in the writer and in a reader
+#: (measured with pyarrow 26: 314 KB per row group of 355 columns writing, 350 KB reading).
+PARQUET_METADATA_BYTES = 1_000
+#: Memory of the summary per summary column: its histogram (1.5 MB weighted) and, while the
+#: quantiles are refined, the bins read back (at most ``COLLECT_LIMIT`` keys and weights for
+#: each of its ten order statistics).
+SUMMARY_COLUMN_MEMORY = 12 * 2**20
 #: Bytes of SALib's bootstrap per base sample and resample (Sobol; Morris adds ``MORRIS_FACTOR``
 #: per factor).
 BOOTSTRAP_BYTES = 72
@@ -127,7 +140,7 @@ def monte_carlo_cost(
     columns : dict
         Columns of the results file by type: ``float``, ``int64``, ``int8``, ``bool``.
     summary_columns : int
-        Columns kept whole for exact quantiles.
+        Columns summarised (quantiles and means).
     chunk_size : int
         Samples per chunk.
     in_flight : int
@@ -137,15 +150,22 @@ def monte_carlo_cost(
     -------
     Cost
     """
+    from ningbo_sd.uncertainty.results import ROW_GROUP_BYTES
+
     per_sample = sum(PARQUET_BYTES[kind] * count for kind, count in columns.items())
-    running = in_flight * min(chunk_size, n_samples) * CHUNK_SAMPLE_MEMORY
+    width = max(sum(columns.values()), 1)
+    chunk = min(chunk_size, n_samples)
+    # chunks are gathered until a row group holds ROW_GROUP_BYTES (8 bytes a value at most)
+    row_group = chunk * max(-(-ROW_GROUP_BYTES // (8 * width * chunk)), 1)
+    running = in_flight * chunk * CHUNK_SAMPLE_MEMORY
+    summary = summary_columns * SUMMARY_COLUMN_MEMORY
     return Cost(
         units=n_samples,
         unit_name="sample",
         disk_fixed=PARQUET_FIXED,
         disk_per_unit=per_sample,
-        memory_fixed=FIXED_MEMORY + running,
-        memory_per_unit=8.0 * (summary_columns + 1),
+        memory_fixed=FIXED_MEMORY + running + ROW_GROUP_BYTES + summary,
+        memory_per_unit=PARQUET_METADATA_BYTES * width / row_group,
     )
 
 
@@ -252,3 +272,44 @@ def check_fits(
             f"({_size(cost.memory_per_unit)} a {cost.unit_name}) but this machine has "
             f"{_size(memory)}; allowed here: {most_text} {most:,} {cost.plural}"
         )
+
+
+def check_ensemble_fits(
+    n_samples: int,
+    output: str | Path | None,
+    indicators: tuple[str, ...],
+    years: tuple[int, ...],
+    summary_years: tuple[int, ...],
+    chunk: int,
+    in_flight: int,
+    parameters: int = 0,
+    posterior: bool = False,
+    targets: int = 0,
+    at_least: bool = False,
+) -> None:
+    """Refuse an ensemble whose results file would not fit on its disk, or not in memory.
+
+    The columns follow the layout of :mod:`ningbo_sd.uncertainty.results`; the estimate is
+    :func:`monte_carlo_cost`. Without an output file, the scratch file of the summary
+    columns (read back for the exact quantiles) goes to the temporary folder: its disk is
+    checked. ``at_least``: only some of the columns are given (a check before the scenario
+    is resolved).
+
+    Raises
+    ------
+    UserError
+        One line with the estimate and the largest ensemble that fits.
+    """
+    binding = int("binding_constraint" in indicators)
+    summary = (len(indicators) - binding) * len(summary_years)
+    columns = {
+        "int64": 1 + int(posterior),
+        "float": parameters + (len(indicators) - binding) * len(years) + targets,
+        "int8": binding * len(years),
+        "bool": targets,
+    }
+    if output is None:
+        columns = {"float": summary}
+        output = Path(tempfile.gettempdir()) / "summary.parquet"
+    cost = monte_carlo_cost(n_samples, columns, summary, chunk, in_flight)
+    check_fits(f"--samples {n_samples:,}", cost, output, at_least)

@@ -6,16 +6,20 @@ The heavy work, :func:`run_chunk`, is a pure function of (a chunk of the sample 
 from the seed alone (:mod:`ningbo_sd.uncertainty.sampling`), so chunk size and worker count
 change only how the work is executed, never what it computes.
 
-Results stream to one Parquet file, a row group per chunk, written under a temporary name
-in the target's folder and renamed when complete (layout: :mod:`ningbo_sd.uncertainty.results`);
-quantiles and probabilities are accumulated exactly, with memory bounded by a few floats per
-sample.
+Results stream to one Parquet file, in row groups of whole chunks, written under a temporary
+name in the target's folder and renamed when complete (layout:
+:mod:`ningbo_sd.uncertainty.results`).
+Quantiles and probabilities are exact and out of core
+(:class:`~ningbo_sd.uncertainty.summary.SummaryAccumulator`): integer histograms and counts
+while the chunks arrive, then a pass or two over the written file; the client's memory does
+not grow with the number of samples.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,13 +30,8 @@ import numpy as np
 import pandas as pd
 
 from ningbo_sd.scenarios.run import CALIBRATED_FILE
-from ningbo_sd.uncertainty.results import (
-    LAYOUT,
-    SUMMARY_YEARS,
-    ParquetStream,
-    SummaryAccumulator,
-    modelled_targets,
-)
+from ningbo_sd.uncertainty.budget import check_ensemble_fits
+from ningbo_sd.uncertainty.results import LAYOUT, SUMMARY_YEARS, ParquetStream, modelled_targets
 from ningbo_sd.uncertainty.sampling import (
     BLOCK_SIZE,
     DESIGNS,
@@ -44,6 +43,7 @@ from ningbo_sd.uncertainty.sampling import (
     resolve_spec,
     sample_table,
 )
+from ningbo_sd.uncertainty.summary import SummaryAccumulator, parquet_reader
 
 DEFAULT_INDICATORS = (
     "gross_output",
@@ -317,7 +317,9 @@ def execute(
     if workers is None and scheduler is None:
         yield from _execute_local(tables, context)
         return
-    yield from _execute_dask(tables, context, workers, scheduler)
+    from ningbo_sd.uncertainty.cluster import execute_dask
+
+    yield from execute_dask(run_chunk, tables, context, workers, scheduler)
 
 
 #: chunks in flight in an in-process run (see :func:`_execute_local`)
@@ -358,60 +360,6 @@ def check_execution(workers: int | None, scheduler: str | None) -> None:
         raise ValueError(f"--workers must be at least 1 (got {workers})")
 
 
-def _execute_dask(tables, context, workers, scheduler) -> Iterator[pd.DataFrame]:
-    import logging
-
-    from distributed import Client, LocalCluster, as_completed
-
-    with contextlib.ExitStack() as stack:
-        if scheduler is not None:
-            try:
-                client = stack.enter_context(Client(scheduler, timeout="20s"))
-            except OSError as exc:
-                raise ValueError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
-        else:
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
-                )
-            )
-            client = stack.enter_context(Client(cluster))
-        n_workers = max(len(client.scheduler_info()["workers"]), 1)
-        shared = client.scatter(context, broadcast=True)
-        in_flight_limit = 2 * n_workers
-        position: dict = {}
-        ready: dict[int, pd.DataFrame] = {}
-        queue = as_completed()
-        submitted = next_out = 0
-        tables = iter(tables)
-
-        def submit() -> bool:
-            nonlocal submitted
-            table = next(tables, None)
-            if table is None:
-                return False
-            future = client.submit(run_chunk, table, shared, pure=False)
-            position[future.key] = submitted
-            submitted += 1
-            queue.add(future)
-            return True
-
-        while len(position) < in_flight_limit and submit():
-            pass
-        for future in queue:
-            ready[position.pop(future.key)] = future.result()
-            future.release()
-            submit()
-            while next_out in ready:
-                yield ready.pop(next_out)
-                next_out += 1
-
-
 @dataclass
 class MonteCarloSummary:
     """What :func:`run_monte_carlo` reports.
@@ -432,6 +380,8 @@ class MonteCarloSummary:
         The uncertain parameters (name, distribution, origin, source).
     held : tuple of str
         Register rows left at the scenario's value.
+    effective_samples : float or None
+        ``(sum w)**2 / sum w**2`` of the sample weights (``n_samples`` when unweighted).
     """
 
     scenario: str
@@ -443,44 +393,7 @@ class MonteCarloSummary:
     output: Path | None
     parameters: pd.DataFrame
     held: tuple[str, ...] = ()
-
-
-def check_ensemble_fits(
-    n_samples: int,
-    output: str | Path | None,
-    indicators: tuple[str, ...],
-    years: tuple[int, ...],
-    summary_years: tuple[int, ...],
-    chunk: int,
-    in_flight: int,
-    parameters: int = 0,
-    posterior: bool = False,
-    targets: int = 0,
-    at_least: bool = False,
-) -> None:
-    """Refuse an ensemble whose results file would not fit on its disk, or not in memory.
-
-    The columns follow the layout of :mod:`ningbo_sd.uncertainty.results`; the estimate is
-    :func:`ningbo_sd.uncertainty.budget.monte_carlo_cost`. ``at_least``: only some of the
-    columns are given (a check before the scenario is resolved).
-
-    Raises
-    ------
-    UserError
-        One line with the estimate and the largest ensemble that fits.
-    """
-    from ningbo_sd.uncertainty.budget import check_fits, monte_carlo_cost
-
-    binding = int("binding_constraint" in indicators)
-    columns = {
-        "int64": 1 + int(posterior),
-        "float": parameters + (len(indicators) - binding) * len(years) + targets,
-        "int8": binding * len(years),
-        "bool": targets,
-    }
-    summary = (len(indicators) - binding) * len(summary_years)
-    cost = monte_carlo_cost(n_samples, columns, summary, chunk, in_flight)
-    check_fits(f"--samples {n_samples:,}", cost, output, at_least)
+    effective_samples: float | None = None
 
 
 def chunk_bounds(n_samples: int, chunk_size: int) -> list[tuple[int, int]]:
@@ -593,7 +506,7 @@ def run_monte_carlo(
     )  # fmt: skip
     bounds = chunk_bounds(n_samples, DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size)
     tables = (sample_table(resolved, n_samples, seed, design, lo, hi) for lo, hi in bounds)
-    summary = SummaryAccumulator(n_samples, context.indicators, summary_years, context.target_ids)
+    summary = SummaryAccumulator(context.indicators, summary_years, context.target_ids)
     metadata = {
         "scenario": prepared.scenario_name,
         "n_samples": n_samples,
@@ -609,21 +522,25 @@ def run_monte_carlo(
         "targets": list(context.target_ids or []),
         "layout": LAYOUT,
     }
-    stream = None
     show = sys.stderr.isatty() if progress is None else progress
-    try:  # an error or an interrupt (Ctrl-C, SIGTERM) deletes the temporary file
-        stream = ParquetStream(output, metadata) if output is not None else None
-        with tqdm(total=n_samples, unit="sample", disable=not show, file=sys.stderr) as bar:
-            for frame in execute(tables, context, workers, scheduler):
-                if stream is not None:
-                    stream.write(frame)
-                summary.add(frame)
-                bar.update(len(frame))
-        written = stream.commit() if stream is not None else None
-    except BaseException:
-        if stream is not None:
-            stream.abort()
-        raise
+    with contextlib.ExitStack() as stack:
+        if output is None:  # the quantiles' second pass reads the values: a scratch file
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ningbo-sd-")))
+        target = Path(output) if output is not None else folder / "summary.parquet"
+        stream = None
+        try:  # an error or an interrupt (Ctrl-C, SIGTERM) deletes the temporary file
+            stream = ParquetStream(target, metadata)
+            with tqdm(total=n_samples, unit="sample", disable=not show, file=sys.stderr) as bar:
+                for frame in execute(tables, context, workers, scheduler):
+                    stream.write(frame if output is not None else frame[summary.needs(frame)])
+                    summary.add(frame)
+                    bar.update(len(frame))
+            written = stream.commit()
+        except BaseException:
+            if stream is not None:
+                stream.abort()
+            raise
+        summary.finish(parquet_reader(written))
     return MonteCarloSummary(
         scenario=prepared.scenario_name,
         n_samples=n_samples,
@@ -631,7 +548,8 @@ def run_monte_carlo(
         quantiles=summary.quantiles(),
         probabilities=summary.probabilities(),
         binding=summary.binding_shares(),
-        output=written,
+        output=written if output is not None else None,
         parameters=resolved.table(),
         held=resolved.held,
+        effective_samples=summary.effective_sample_size(),
     )

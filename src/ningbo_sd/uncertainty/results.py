@@ -1,6 +1,7 @@
-"""Monte Carlo results: the streamed Parquet file, exact summaries, and reading it back.
+"""Monte Carlo results: the streamed Parquet file, summary tables, and reading it back.
 
-Layout of the file (*wide*: one row per sample, one row group per chunk, in sample order):
+Layout of the file (*wide*: one row per sample, in sample order; row groups of whole chunks,
+about :data:`ROW_GROUP_BYTES` of column data each):
 
 ``sample``                    sample number (0 .. n-1)
 ``param:<Vensim name>``       the sample table: each uncertain parameter's value (the common
@@ -11,6 +12,8 @@ Layout of the file (*wide*: one row per sample, one row group per chunk, in samp
                               int8 code (0 capital, 1 land, 2 energy)
 ``target:<id>:value``         each modelled scorecard target's simulated value
 ``target:<id>:met``           whether it is met (nullable boolean; null when undefined)
+``weight``                    the sample's weight, in weighted runs only (the summaries are
+                              then weighted: :mod:`ningbo_sd.uncertainty.summary`)
 
 The key-value metadata ``ningbo_sd`` (JSON) records the scenario, seed, sample count, design,
 the uncertain parameters with their distributions and sources, and this layout.
@@ -27,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ningbo_sd.io import AtomicOutput
+from ningbo_sd.uncertainty.exact import exact_mean
 
 SUMMARY_YEARS = (2025, 2035)
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -47,11 +51,21 @@ def modelled_targets() -> list:
 # ---------------------------------------------------------------- output
 
 
+#: Column data gathered into one row group. Parquet's writer, and any reader of the file,
+#: keeps about 1 KB of metadata per column and row group in memory (0.3 MB per row group
+#: of the default 355 columns): a row group per chunk of 8,192 samples made that grow by
+#: 37 bytes a sample (375 MB for 10,000,000 samples, 430 MB more to open the file); three
+#: chunks per row group (64 MiB buffered) cut it to about 13 bytes a sample.
+ROW_GROUP_BYTES = 64 * 2**20
+
+
 class ParquetStream:
     """Write frames as row groups of one Parquet file, atomically.
 
     Rows go to a temporary file in the target's folder; :meth:`commit` renames it into
-    place, :meth:`abort` deletes it (a crash leaves no half-written final file).
+    place, :meth:`abort` deletes it (a crash leaves no half-written final file). Frames are
+    gathered until they hold :data:`ROW_GROUP_BYTES` of column data, then written as one row
+    group (the file depends on the chunk size only through where row groups end).
     """
 
     def __init__(self, path: str | Path, metadata: dict) -> None:
@@ -63,9 +77,11 @@ class ParquetStream:
         self.metadata = {METADATA_KEY: json.dumps(metadata, ensure_ascii=False).encode()}
         self.writer = None
         self.schema = None
+        self.pending: list = []  # tables not yet written
+        self.pending_bytes = 0
 
     def write(self, frame: pd.DataFrame) -> None:
-        """Append one chunk as a row group."""
+        """Append one chunk (written with the next row group)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -88,16 +104,29 @@ class ParquetStream:
                 for (_, series), field in zip(frame.items(), self.schema, strict=True)
             ]
             table = pa.Table.from_arrays(arrays, schema=self.schema)
-        self.writer.write_table(table, row_group_size=max(len(frame), 1))
+        self.pending.append(table)
+        self.pending_bytes += table.nbytes
+        if self.pending_bytes >= ROW_GROUP_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self.pending:
+            table = pa.concat_tables(self.pending)
+            self.pending, self.pending_bytes = [], 0
+            self.writer.write_table(table, row_group_size=max(len(table), 1))
 
     def commit(self) -> Path:
-        """Close and rename the file into place."""
+        """Write what is gathered, close and rename the file into place."""
         if self.writer is not None:
+            self._flush()
             self.writer.close()
         return self.output.commit()
 
     def abort(self) -> None:
         """Close and delete the temporary file."""
+        self.pending = []
         with contextlib.suppress(Exception):
             if self.writer is not None:
                 self.writer.close()
@@ -107,60 +136,8 @@ class ParquetStream:
 # ---------------------------------------------------------------- summaries
 
 
-class SummaryAccumulator:
-    """Exact quantiles and probabilities, accumulated chunk by chunk with bounded memory.
-
-    Keeps one float per sample for each (summary indicator, summary year) and running
-    counts of met targets; nothing else.
-    """
-
-    def __init__(self, n_samples: int, indicators, years, target_ids) -> None:
-        self.n_samples = n_samples
-        self.columns = [f"{i}:{y}" for i in indicators if i != "binding_constraint" for y in years]
-        self.values = {column: np.full(n_samples, np.nan) for column in self.columns}
-        self.binding = [f"binding_constraint:{y}" for y in years]
-        self.binding_counts = {column: np.zeros(3, dtype=np.int64) for column in self.binding}
-        self.target_ids = list(target_ids or [])
-        self.met = np.zeros(len(self.target_ids), dtype=np.int64)
-        self.known = np.zeros(len(self.target_ids), dtype=np.int64)
-
-    def add(self, frame: pd.DataFrame) -> None:
-        """Fold one chunk's output frame in."""
-        rows = frame["sample"].to_numpy()
-        for column in self.columns:
-            if column in frame:
-                self.values[column][rows] = frame[column].to_numpy(dtype=float)
-        for column in self.binding:
-            if column in frame:
-                codes = frame[column].to_numpy().astype(np.int64)
-                self.binding_counts[column] += np.bincount(codes, minlength=3)[:3]
-        for position, target in enumerate(self.target_ids):
-            flags = frame[f"target:{target}:met"]
-            self.met[position] += int(flags.sum())
-            self.known[position] += int(flags.notna().sum())
-
-    def quantiles(self) -> pd.DataFrame:
-        """Quantiles of each summary indicator and year (index indicator, year)."""
-        return quantile_table({c: v for c, v in self.values.items() if not np.isnan(v).all()})
-
-    def probabilities(self) -> pd.DataFrame:
-        """Probability of meeting each target (met over samples where it is defined)."""
-        return probability_table(self.target_ids, self.met, self.known, self.n_samples)
-
-    def binding_shares(self) -> pd.DataFrame:
-        """Share of samples where each constraint binds, per summary year."""
-        from ningbo_sd.model.outputs import BINDING_LABELS
-
-        rows = {
-            int(column.split(":")[1]): counts / max(counts.sum(), 1)
-            for column, counts in self.binding_counts.items()
-            if counts.sum()
-        }
-        return pd.DataFrame(rows, index=list(BINDING_LABELS)).T.rename_axis("year")
-
-
-def quantile_table(values: dict, quantiles=QUANTILES) -> pd.DataFrame:
-    """Quantiles of ``{"<indicator>:<year>": samples}`` as a table.
+def quantile_frame(stats: dict, quantiles=QUANTILES) -> pd.DataFrame:
+    """The quantile table of ``{"<indicator>:<year>": (mean, levels)}``.
 
     Returns
     -------
@@ -171,12 +148,10 @@ def quantile_table(values: dict, quantiles=QUANTILES) -> pd.DataFrame:
 
     units = {column.name: column.unit for column in output_columns()}
     rows = []
-    for column, data in values.items():
+    for column, (mean, levels) in stats.items():
         indicator, year = column.rsplit(":", 1)
-        data = np.asarray(data, dtype=float)
-        levels = np.nanquantile(data, quantiles) if np.isfinite(data).any() else [np.nan] * 5
         row = {"indicator": indicator, "year": int(year), "unit": units.get(indicator, "")}
-        row["mean"] = float(np.nanmean(data)) if np.isfinite(data).any() else np.nan
+        row["mean"] = float(mean)
         row.update(
             {f"q{round(q * 100):02d}": float(v) for q, v in zip(quantiles, levels, strict=True)}
         )
@@ -184,8 +159,44 @@ def quantile_table(values: dict, quantiles=QUANTILES) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["indicator", "year"])
 
 
-def probability_table(target_ids, met, known, n_samples: int) -> pd.DataFrame:
+def quantile_table(values: dict, quantiles=QUANTILES) -> pd.DataFrame:
+    """Quantiles of ``{"<indicator>:<year>": samples}`` held in memory, as a table.
+
+    The same numbers as the streamed summary of a run
+    (:class:`ningbo_sd.uncertainty.summary.SummaryAccumulator`): ``numpy.nanquantile`` and
+    the exact mean, correctly rounded.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (indicator, year); columns ``unit``, ``mean``, ``q05`` ... ``q95``.
+    """
+    stats = {}
+    for column, data in values.items():
+        data = np.asarray(data, dtype=float)
+        if np.isfinite(data).any():
+            stats[column] = (exact_mean(data), np.nanquantile(data, quantiles))
+        else:
+            stats[column] = (np.nan, [np.nan] * len(quantiles))
+    return quantile_frame(stats, quantiles)
+
+
+def probability_table(
+    target_ids, met, known, n_samples: int, probability=None, effective=None
+) -> pd.DataFrame:
     """The probability of meeting each target, with its sampling standard error.
+
+    Parameters
+    ----------
+    target_ids : list of str
+    met, known : array-like
+        Samples where each target is met, and where it is defined.
+    n_samples : int
+        Samples in the run.
+    probability : array-like, optional
+        The probabilities (default ``met / known``; weighted runs give weighted shares).
+    effective : array-like, optional
+        Effective sample sizes of the standard errors (default ``known``).
 
     Returns
     -------
@@ -196,9 +207,12 @@ def probability_table(target_ids, met, known, n_samples: int) -> pd.DataFrame:
     specs = {spec.id: spec for spec in modelled_targets()}
     met = np.asarray(met, dtype=float)
     known = np.asarray(known, dtype=float)
+    effective = known if effective is None else np.asarray(effective, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        probability = np.where(known > 0, met / known, np.nan)
-        error = np.sqrt(probability * (1 - probability) / known)
+        if probability is None:
+            probability = np.where(known > 0, met / known, np.nan)
+        probability = np.asarray(probability, dtype=float)
+        error = np.sqrt(probability * (1 - probability) / effective)
     return pd.DataFrame(
         {
             "label_en": [specs[t].label_en if t in specs else t for t in target_ids],
