@@ -8,7 +8,6 @@ calibration's own definition (``calibration/observation_map.yaml`` through
 
 from __future__ import annotations
 
-import html
 from functools import lru_cache
 
 import pandas as pd
@@ -20,7 +19,7 @@ from panel.viewable import Viewer
 
 from ningbo_sd.app.charts import CURRENT_COLOUR, fit_y_range, make_figure
 from ningbo_sd.app.state import AppState
-from ningbo_sd.app.text import display_unit, tr
+from ningbo_sd.app.text import display_unit, html_text, tr
 from ningbo_sd.app.views import format_value
 from ningbo_sd.io import USER_ERRORS
 
@@ -230,22 +229,21 @@ class CalibrationView(Viewer):
     def _table_html(self, lang: str) -> str:
         head = ["col_target", "col_year", "col_observed", "col_model", "col_error"]
         head += ["col_tolerance", "col_unit", "col_within", "col_source", "col_use"]
-        cells = "".join(f"<th>{html.escape(tr(k, lang))}</th>" for k in head)
+        cells = "".join(f"<th>{html_text(tr(k, lang))}</th>" for k in head)
         rows = []
         for _, row in self.table_data.iterrows():
             colour = "#d8f0d8" if row["within"] else "#f8d7d4"
             values = [
-                html.escape(row_label(row["indicator"], "", lang).strip()),
+                html_text(row_label(row["indicator"], "", lang).strip()),
                 str(row["year"]),
-                html.escape(format_value(row["observed"])),
-                html.escape(format_value(row["model"])),
+                html_text(format_value(row["observed"])),
+                html_text(format_value(row["model"])),
                 f"{row['error_pct']:+.1f}%",
-                html.escape(format_value(row["tolerance"])),
-                html.escape(display_unit(row["unit"], lang)),
+                html_text(format_value(row["tolerance"])),
+                html_text(display_unit(row["unit"], lang)),
                 tr("yes" if row["within"] else "no", lang),
-                f'<span title="{html.escape(row["quote"], quote=True)}">'
-                f"{html.escape(row['source'])}</span>",
-                html.escape(tr(USE_TEXTS[row["status"]], lang)),
+                f'<span title="{html_text(row["quote"])}">{html_text(row["source"])}</span>',
+                html_text(tr(USE_TEXTS[row["status"]], lang)),
             ]
             tds = "".join(f"<td>{v}</td>" for v in values)
             rows.append(f'<tr style="background:{colour}">{tds}</tr>')

@@ -10,7 +10,6 @@ the language changes.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -45,7 +44,7 @@ from ningbo_sd.app.hvplot import (
 )
 from ningbo_sd.app.published import PUBLISHED_COLOUR, PUBLISHED_FILL, PublishedMarkers
 from ningbo_sd.app.state import AppState
-from ningbo_sd.app.text import cluster_label, display_unit, tr
+from ningbo_sd.app.text import cluster_label, display_unit, html_text, tr
 from ningbo_sd.model.outputs import BINDING_LABELS, CLUSTERS, output_columns
 
 CURRENT_COLOUR = "#1f5fa8"
@@ -254,7 +253,7 @@ def key_html(key: Key, text: str) -> str:
         swatch = f"width:20px;height:0;border-top:3px {border} {key.colour}"
     return (
         f'<span style="white-space:nowrap;margin-right:12px"><span style="display:inline-block;'
-        f'{swatch};vertical-align:middle;margin-right:4px"></span>{html.escape(text)}</span>'
+        f'{swatch};vertical-align:middle;margin-right:4px"></span>{html_text(text)}</span>'
     )
 
 
@@ -544,7 +543,7 @@ class ResultCharts(Viewer):
             for name, fig in self.figures.items():
                 keys = "".join(key_html(key, key.label(lang)) for key in self.shown_keys(name))
                 self.headers[name].object = (
-                    f'<div style="font-size:13px"><b>{html.escape(titles[name])}</b></div>'
+                    f'<div style="font-size:13px"><b>{html_text(titles[name])}</b></div>'
                     f'<div style="font-size:11px;color:#333">{keys}</div>'
                 )
                 fig.xaxis.axis_label = tr("year", lang)

@@ -7,7 +7,6 @@ setting (a loaded scenario, reset, the URL, a rejected value) moves the slider b
 
 from __future__ import annotations
 
-import html
 import io
 from collections import defaultdict
 
@@ -17,7 +16,7 @@ from panel.viewable import Viewer
 
 from ningbo_sd.app.settings import LeverControl, lever_controls, setting_names
 from ningbo_sd.app.state import BASELINE_NAME, AppState
-from ningbo_sd.app.text import LANGUAGES, cluster_label, pick, tr
+from ningbo_sd.app.text import LANGUAGES, cluster_label, html_text, pick, tr
 
 FAMILIES: tuple[str, ...] = ("investment", "innovation", "land", "energy", "clusters")
 SLIDER_WIDTH = 205
@@ -201,11 +200,11 @@ class LeverPanel(Viewer):
             )
             parts = [f"{tr('default', lang)} {defaults}"] if defaults else []
             parts.append(f"{tr('range', lang)} {spans}")
-            note = f"<br><small>{html.escape(' · '.join(parts))}</small>"
+            note = f"<br><small>{html_text(' · '.join(parts))}</small>"
             header.object = (
-                f'<b title="{html.escape(lever.documentation, quote=True)}">'
-                f"{html.escape(pick(lever.label, lang))}</b> "
-                f'<span style="color:#666">({html.escape(pick(lever.unit, lang))})</span>'
+                f'<b title="{html_text(lever.documentation)}">'
+                f"{html_text(pick(lever.label, lang))}</b> "
+                f'<span style="color:#666">({html_text(pick(lever.unit, lang))})</span>'
                 f'<span style="color:#888">{note}</span>'
             )
         for toggle in self.toggles.values():

@@ -16,7 +16,6 @@ untrusted.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
@@ -28,7 +27,7 @@ from panel.viewable import Viewer
 
 from ningbo_sd.app.published import confidence_text
 from ningbo_sd.app.state import AppState
-from ningbo_sd.app.text import display_unit, tr
+from ningbo_sd.app.text import display_unit, html_text, tr
 from ningbo_sd.app.views import MET_COLOURS, format_value, met_state
 
 REVIEW_YEAR = 2025
@@ -201,18 +200,18 @@ def review_html(table: pd.DataFrame, language: str) -> str:
     str
     """
     if table.empty:
-        return f"<p><i>{html.escape(tr('met_na', language))}</i></p>"
+        return f"<p><i>{html_text(tr('met_na', language))}</i></p>"
     header, rows = review_cells(table, language)
 
     def attribute(text: str) -> str:
-        return html.escape(text, quote=True)
+        return html_text(text)
 
     lines = []
     for row in rows:
-        label, goal, model, said, published, fact, source = map(html.escape, row["cells"])
+        label, goal, model, said, published, fact, source = map(html_text, row["cells"])
         if row["grade"]:
             meaning = attribute(confidence_text(row["grade"], language))
-            source += f' <span title="{meaning}">[{html.escape(row["grade"])}]</span>'
+            source += f' <span title="{meaning}">[{html_text(row["grade"])}]</span>'
         cells = [
             f'<td><span title="{attribute(row["reading"])}">{label}</span></td>',
             f'<td class="number">{goal}</td>',
@@ -224,7 +223,7 @@ def review_html(table: pd.DataFrame, language: str) -> str:
         ]
         css = ' class="has-published"' if row["published"] else ""
         lines.append(f'<tr data-id="{attribute(row["id"])}"{css}>{"".join(cells)}</tr>')
-    head = "".join(f"<th>{html.escape(text)}</th>" for text in header)
+    head = "".join(f"<th>{html_text(text)}</th>" for text in header)
     body = "".join(lines)
     return f'<style>{REVIEW_CSS}</style><table class="review"><tr>{head}</tr>{body}</table>'
 
@@ -288,7 +287,7 @@ class ReviewView(Viewer):
             self.title.object = f"### {tr('review_title', lang)}"
             self.intro.object = tr("review_intro", lang)
             self.only_published.name = tr("review_only_published", lang)
-            self.summary.object = html.escape(tr("review_summary", lang, **counts))
+            self.summary.object = html_text(tr("review_summary", lang, **counts))
             self.table.object = review_html(self.shown_rows(), lang)
 
     def __panel__(self):

@@ -15,7 +15,6 @@ are shown above the graph.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from bokeh.plotting import figure
 from panel.viewable import Viewer
 
 from ningbo_sd.app.state import AppState
-from ningbo_sd.app.text import tr
+from ningbo_sd.app.text import html_text, tr
 from ningbo_sd.model.metadata import MODEL_PATH, ModelFileError, file_digest
 
 CONTROL_NAMES = frozenset({"INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER", "Time"})
@@ -489,15 +488,15 @@ class StructureView(Viewer):
         node = next(n for n in graph.nodes if n.name == focus)
 
         def names(items) -> str:
-            return html.escape(", ".join(items)) if items else tr("nothing", lang)
+            return html_text(", ".join(items)) if items else tr("nothing", lang)
 
         sector = sector_label(node.sector, lang)
-        units = f" · {html.escape(node.units)}" if node.units else ""
+        units = f" · {html_text(node.units)}" if node.units else ""
         return (
-            f'<div style="font-size:12px"><b>{html.escape(node.name)}</b> '
-            f"({html.escape(tr(node.kind, lang))}, {html.escape(sector)}){units}<br>"
-            f"<code>{html.escape(node.equation)}</code><br>"
-            f'<span style="color:#555">{html.escape(node.documentation)}</span><br>'
+            f'<div style="font-size:12px"><b>{html_text(node.name)}</b> '
+            f"({html_text(tr(node.kind, lang))}, {html_text(sector)}){units}<br>"
+            f"<code>{html_text(node.equation)}</code><br>"
+            f'<span style="color:#555">{html_text(node.documentation)}</span><br>'
             f'<b style="color:{TRACE_COLOURS["causes"]}">{tr("depends_on", lang)}</b> '
             f"({len(causes)}): {names(causes)}<br>"
             f'<b style="color:{TRACE_COLOURS["uses"]}">{tr("used_by", lang)}</b> '

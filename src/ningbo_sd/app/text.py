@@ -3,13 +3,27 @@
 Lever, output and target labels come from their own files (``levers.yaml``,
 ``model/outputs.yaml``, the calibration data); this module holds only the app's own
 words: titles, buttons, chart titles, family and cluster names.
+
+It also holds the two functions through which every text that is not the app's own reaches
+the page (:func:`html_text` for HTML panes, notifications and attributes, :func:`markdown_text`
+for Markdown panes and the alert): URL values, uploaded files' names and contents, scenario
+titles, data files' sources and error messages are data, never markup.
 """
 
 from __future__ import annotations
 
+import html
+import re
 from types import MappingProxyType
 
+from ningbo_sd.io import excerpt
+
 LANGUAGES: tuple[str, ...] = ("en", "zh")
+#: The most characters of a message shown on the page (the alert and notifications).
+MESSAGE_CHARS = 300
+#: Markdown's punctuation (CommonMark lets a backslash escape any ASCII punctuation); ``&``,
+#: ``<``, ``>``, ``"`` and ``'`` become HTML entities instead.
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:=$%^,;/?@])")
 
 _TEXTS: dict[str, tuple[str, str]] = {
     # page
@@ -300,3 +314,45 @@ def cluster_label(cluster: str, language: str) -> str:
 def pick(labels: dict, language: str) -> str:
     """Choose ``labels[language]`` from an ``{"en": ..., "zh": ...}`` mapping, else English."""
     return str(labels.get(check_language(language)) or labels.get("en") or "")
+
+
+def html_text(value, limit: int | None = None) -> str:
+    """``value`` as HTML text: safe in an element's content and in a quoted attribute.
+
+    Parameters
+    ----------
+    value : object
+        Any text (``str(value)`` is used): ``&``, ``<``, ``>``, ``"`` and ``'`` are
+        written as entities, so no tag, attribute or script can come out of it.
+    limit : int, optional
+        Cut to a one-line excerpt of at most this many characters first (for messages
+        quoting what a user gave: never the whole of a long value).
+
+    Returns
+    -------
+    str
+    """
+    text = str(value) if limit is None else excerpt(value, limit)
+    return html.escape(text, quote=True)
+
+
+def markdown_text(value, limit: int = MESSAGE_CHARS) -> str:
+    """``value`` as literal text in a Markdown pane: one bounded line, no markup.
+
+    Panel's Markdown renderer passes raw HTML through, so a ``<img onerror=...>`` in a
+    message would run; and ``[text](url)``, ``*`` or ``#`` would be links and formatting.
+    HTML's special characters become entities and Markdown's punctuation is escaped with a
+    backslash, so the pane shows exactly the characters of ``value``.
+
+    Parameters
+    ----------
+    value : object
+        Any text (``str(value)`` is used).
+    limit : int
+        The most characters kept (a one-line excerpt, ending in "…" when cut).
+
+    Returns
+    -------
+    str
+    """
+    return html.escape(_MARKDOWN_PUNCTUATION.sub(r"\\\1", excerpt(value, limit)), quote=True)

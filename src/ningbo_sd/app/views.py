@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from typing import ClassVar
@@ -14,7 +13,7 @@ from panel.custom import JSComponent
 from panel.viewable import Viewer
 
 from ningbo_sd.app.state import AppState
-from ningbo_sd.app.text import display_unit, tr
+from ningbo_sd.app.text import display_unit, html_text, tr
 
 MET_COLOURS = {True: "#d8f0d8", False: "#f8d7d4", None: "#eeeeee"}
 DOUBLING_YEAR = 2035
@@ -187,15 +186,15 @@ def scorecard_html(
     str
     """
     if card is None or card.empty:
-        return f"<p><i>{html.escape(tr('met_na', language))}</i></p>"
+        return f"<p><i>{html_text(tr('met_na', language))}</i></p>"
     header, rows = scorecard_cells(card, language, probabilities)
     lines = []
     for row in rows:
-        label, *rest = (html.escape(cell) for cell in row["cells"])
-        reading = html.escape(row["reading"], quote=True)
+        label, *rest = (html_text(cell) for cell in row["cells"])
+        reading = html_text(row["reading"])
         tds = "".join(f"<td>{c}</td>" for c in [f'<span title="{reading}">{label}</span>', *rest])
         lines.append(f'<tr data-met="{row["met"]}">{tds}</tr>')
-    ths = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    ths = "".join(f"<th>{html_text(h)}</th>" for h in header)
     table = f'<table class="scorecard"><tr>{ths}</tr>{"".join(lines)}</table>'
     return f"<style>{SCORECARD_CSS}</style>{table}"
 
