@@ -7,7 +7,9 @@ build it, widgets are set from Python, and the computed outputs are checked agai
 
 from __future__ import annotations
 
+import html
 import io
+import re
 
 import numpy as np
 import pandas as pd
@@ -29,6 +31,12 @@ from ningbo_sd.scenarios.schema import SCENARIO_DIR, load_scenario, scenario_par
 
 INVESTMENT = "investment_growth_2021_2025"
 RD_2025 = "rd_intensity_2021_2025"
+
+
+def shown_text(pane) -> str:
+    """The text a Markdown pane (the alert) shows: its rendered HTML without the tags."""
+    rendered = html.unescape(pane.get_root().text)  # Bokeh's model holds the HTML escaped
+    return html.unescape(re.sub(r"<[^>]+>", "", rendered)).strip()
 
 
 def test_app_starts_on_the_baseline(app, baseline):
@@ -173,7 +181,7 @@ def test_invalid_scenario_file_keeps_the_last_good_state(app, tmp_path):
     assert "bad.yaml" in text and "investment_growth" in text
     assert app.state.results is results
     assert app.state.settings.investment_growth_2021_2025 == 9.0
-    assert app.alert.visible and "bad.yaml" in app.alert.object
+    assert app.alert.visible and "bad.yaml" in shown_text(app.alert)
 
 
 def test_picking_an_invalid_file_in_the_picker_reverts_the_picker(app, tmp_path):

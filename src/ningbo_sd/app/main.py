@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from panel.viewable import Viewer
 
 from ningbo_sd.app.settings import setting_names
 from ningbo_sd.app.state import AppState
-from ningbo_sd.app.text import tr
+from ningbo_sd.app.text import MESSAGE_CHARS, html_text, markdown_text, tr
+from ningbo_sd.io import excerpt
 from ningbo_sd.model.metadata import MODEL_PATH
 from ningbo_sd.scenarios.schema import SCENARIO_DIR
 
@@ -147,15 +149,17 @@ class App(Viewer):
         level, text = event.new
         if not text:
             return
+        # messages quote what users gave (URL values, file names and contents): the alert is
+        # Markdown and the notifications are HTML, so both get the text escaped, one line
         if level == "error":
-            self.alert.object = text
+            self.alert.object = markdown_text(text)
             self.alert.visible = True
         else:
             self.alert.visible = False
         notifications = pn.state.notifications
         if notifications is not None:
             notify = getattr(notifications, level if level != "success" else "success")
-            notify(text, duration=NOTIFICATION_MS.get(level, 4000))
+            notify(html_text(text, MESSAGE_CHARS), duration=NOTIFICATION_MS.get(level, 4000))
 
     def _relabel(self, *events) -> None:
         lang = self.state.language
@@ -165,25 +169,32 @@ class App(Viewer):
         self.sidebar_cards["compare"].title = tr("compare_with", lang)
         self.section.options = {tr(f"tab_{key}", lang): key for key in SECTIONS}
 
-    def sync_url(self) -> None:
+    def sync_url(self, dropped: list[str] | tuple[str, ...] = ()) -> None:
         """Keep the lever settings and the language in the page URL (shareable views).
 
-        The URL's values are applied when the session starts (invalid ones are reported,
-        the valid ones kept). Later changes are written to the URL once the settings have
-        rested for ``URL_DELAY_MS``, not at every slider step: each URL write is a
-        ``history.pushState`` in the browser and a message back to the server, together
-        about as much CPU as redrawing the charts, and a history entry per step would make
-        the browser's back button walk through a whole drag.
+        The URL's values are applied when the session starts (invalid ones are reported in
+        one message, with ``dropped``: values :func:`ningbo_sd.app.serve.bound_query` took
+        out of the request for their length; the valid ones are kept). Later changes are
+        written to the URL once the settings have rested for ``URL_DELAY_MS``, not at every
+        slider step: each URL write is a ``history.pushState`` in the browser and a message
+        back to the server, together about as much CPU as redrawing the charts, and a
+        history entry per step would make the browser's back button walk through a whole
+        drag.
         """
         location = pn.state.location
         if location is None:
             return
         self._location = location
         query = location.query_params
-        self.apply_url_scenarios({key: query[key] for key in URL_SCENARIO_KEYS if key in query})
+        problems = list(dropped)  # each names its parameter and the limit
+        problems += self._url_scenarios(
+            {key: query[key] for key in URL_SCENARIO_KEYS if key in query}
+        )
         values = {name: query[name] for name in self._url_names() if name in query}
         if values:
-            self.apply_url_values(values)
+            problems += self._url_values(values)
+        if problems:
+            self.state.notify("error", f"URL: ignored {'; '.join(problems)}")
         self._write_url()
         self.state.settings.param.watch(self._url_later, self._url_names())
         self.state.param.watch(self._url_later, ["scenario_name", "compare_name"])
@@ -212,6 +223,12 @@ class App(Viewer):
         takes the shared settings. A name that is not one of the picker's scenarios is
         reported and ignored.
         """
+        problems = self._url_scenarios(names)
+        if problems:
+            self.state.notify("error", f"URL: ignored {'; '.join(problems)}")
+
+    def _url_scenarios(self, names: dict) -> list[str]:
+        """Load the URL's scenarios; the names not found, as one entry for the message."""
         files = self.state.scenario_files()
         rejected = []
         for key, name in names.items():
@@ -219,14 +236,14 @@ class App(Viewer):
             if not name:
                 continue
             if name not in files:
-                rejected.append(f"{key}={name!r}")
+                rejected.append(url_item(key, name))
             elif key == "scenario" and name != self.state.scenario_name:
                 self.state.load_scenario(name)
             elif key == "compare" and name != self.state.compare_name:
                 self.state.set_compare(name)
-        if rejected:
-            allowed = ", ".join(files)
-            self.state.notify("error", f"URL: ignored {', '.join(rejected)} (allowed: {allowed})")
+        if not rejected:
+            return []
+        return [f"{', '.join(rejected)} (allowed: {', '.join(files)})"]
 
     def _write_url(self) -> None:
         self._url_due = None
@@ -258,9 +275,15 @@ class App(Viewer):
 
         Invalid values (unknown type, out of range) are reported in one message.
         """
+        problems = self._url_values(values)
+        if problems:
+            self.state.notify("error", f"URL: ignored {'; '.join(problems)}")
+
+    def _url_values(self, values: dict) -> list[str]:
+        """Apply the URL's settings; the invalid ones, as one entry for the message."""
         try:
             self.state.settings.param.update(**values)
-            return
+            return []
         except (ValueError, TypeError):
             pass
         rejected = []
@@ -268,10 +291,8 @@ class App(Viewer):
             try:
                 setattr(self.state.settings, name, value)
             except (ValueError, TypeError):
-                rejected.append(f"{name}={value!r}")
-        if rejected:
-            allowed = "see the slider ranges"
-            self.state.notify("error", f"URL: ignored {', '.join(rejected)} ({allowed})")
+                rejected.append(url_item(name, value))
+        return [f"{', '.join(rejected)} (see the slider ranges)"] if rejected else []
 
     def _sidebar(self) -> pn.Column:
         return pn.Column(
@@ -313,12 +334,19 @@ class App(Viewer):
         return self.page()
 
 
+def url_item(name: str, value) -> str:
+    """``name='value'`` for a message about a URL value, the value cut to a short excerpt."""
+    shown = repr(excerpt(value)) if isinstance(value, str) else excerpt(repr(value))
+    return f"{name}={shown}"
+
+
 def report_unexpected(exc: BaseException) -> None:
     """Panel's handler for errors escaping a callback: log the traceback, show one line."""
     LOGGER.error("unexpected error in a callback", exc_info=exc)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if pn.state.notifications is not None:
-        pn.state.notifications.error(f"Unexpected error: {text}", duration=10000)
+        message = html_text(f"Unexpected error: {text}", MESSAGE_CHARS)
+        pn.state.notifications.error(message, duration=10000)
 
 
 def create_app(
@@ -339,10 +367,15 @@ def create_app(
         The session's page.
     """
     from ningbo_sd.app.bokehjs import install_fixes
+    from ningbo_sd.app.serve import bound_query
 
     pn.config.exception_handler = report_unexpected
+    doc = pn.state.curdoc
+    context = None if doc is None else doc.session_context
+    # before anything asks for pn.state.location, which parses the URL's query
+    dropped = bound_query(None if context is None else context.request)
     app = App(scenario_dirs=scenario_dirs, calibrated=calibrated)
-    app.sync_url()
+    app.sync_url(dropped)
     install_fixes(pn.state.curdoc)  # cheaper chart repaints in the browser
     return app.page()
 
@@ -363,7 +396,20 @@ def warm_up() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve the app: ``python app.py [--port N] [--address A] [--show] [--save-dir D]``."""
+    """Serve the app: ``python app.py [--port N] [--address A] [--show] [--save-dir D]``.
+
+    The port is tried first: one that is in use (or that cannot be bound) is one line on
+    stderr and exit code 2, before the warm-up. The server answers only the hosts of
+    :func:`ningbo_sd.app.serve.allowed_hosts` (``--allow-host``, ``NINGBO_SD_ALLOWED_HOSTS``).
+    """
+    from ningbo_sd.app.serve import (
+        ALLOWED_HOSTS_ENV,
+        allowed_hosts,
+        listen_error,
+        make_server,
+        port_problem,
+    )
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=5006)
     parser.add_argument("--address", default="127.0.0.1")
@@ -375,10 +421,15 @@ def main(argv: list[str] | None = None) -> None:
         help="folder for scenarios saved from the app (default: scenarios/)",
     )
     parser.add_argument(
+        "--allow-host",
         "--allow-websocket-origin",
+        dest="allow_host",
         action="append",
-        default=None,
-        help="host:port the page may be opened from (repeatable; default the address)",
+        default=[],
+        help=(
+            "host:port the page may be opened as, besides 127.0.0.1:PORT and localhost:PORT "
+            f"(repeatable; also ${ALLOWED_HOSTS_ENV}, comma separated)"
+        ),
     )
     parser.add_argument(
         "--calibration",
@@ -389,20 +440,27 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.calibration is not None and not args.calibration.is_file():
         parser.error(f"--calibration {args.calibration}: file not found")
+    problem = port_problem(args.address, args.port)
+    if problem:
+        print(problem, file=sys.stderr)
+        raise SystemExit(2)
+    hosts = allowed_hosts(args.address, args.port, args.allow_host)
     dirs = (SCENARIO_DIR,) if args.save_dir is None else (SCENARIO_DIR, args.save_dir)
     warm_up()
 
     def session() -> pn.viewable.Viewable:  # pn.serve needs a plain function, not a partial
         return create_app(scenario_dirs=dirs, calibrated=args.calibration)
 
-    pn.serve(
-        session,
-        port=args.port,
-        address=args.address,
-        show=args.show,
-        title=TITLE,
-        websocket_origin=args.allow_websocket_origin or [f"{args.address}:{args.port}"],
-    )
+    try:
+        server = make_server(
+            session, port=args.port, address=args.address, hosts=hosts, title=TITLE, show=args.show
+        )
+    except OSError as exc:  # taken during the warm-up
+        print(listen_error(exc, args.address, args.port), file=sys.stderr)
+        raise SystemExit(2) from None
+    LOGGER.info("answering hosts %s", ", ".join(hosts))
+    server.start()
+    server.io_loop.start()
 
 
 def serve_here() -> None:

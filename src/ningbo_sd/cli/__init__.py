@@ -112,6 +112,16 @@ def serve_app(
         Path | None, typer.Option(help="Folder for scenarios saved from the app.")
     ] = None,
     calibration: Annotated[Path | None, typer.Option(help=CALIBRATION_HELP)] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=(
+                "host:port the page may be opened as (repeatable), besides 127.0.0.1:PORT "
+                "and localhost:PORT; also $NINGBO_SD_ALLOWED_HOSTS (comma separated). "
+                "Requests for other hosts get HTTP 403."
+            )
+        ),
+    ] = None,
 ) -> None:
     """Serve the Panel app (what `python app.py` does in a checkout)."""
     from ningbo_sd.app.main import run_main
@@ -126,6 +136,8 @@ def serve_app(
     argv += ["--show"] if show else []
     argv += ["--save-dir", str(save_dir)] if save_dir is not None else []
     argv += ["--calibration", str(_calibration(calibration))] if calibration is not None else []
+    for host in allow_host or ():
+        argv += ["--allow-host", host]
     run_main(argv)
 
 

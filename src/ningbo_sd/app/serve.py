@@ -1,0 +1,240 @@
+"""Serving the app safely: the port check, the Host allow-list and bounded URL values.
+
+* **Host and Origin.** The server answers only requests whose ``Host`` header is on an
+  allow-list (by default ``127.0.0.1:<port>`` and ``localhost:<port>``), and its websocket
+  accepts only pages opened from the same list. Tornado compares a websocket's ``Origin``
+  with its ``Host`` and calls Bokeh's origin check only when they differ, so without the
+  Host check a page served under any name (DNS rebinding: ``evil.example`` resolving to
+  127.0.0.1) could open a session. Other hosts get HTTP 403 for pages and websockets alike.
+* **The port** is tried before the warm-up, so that a port in use is one line, not a
+  traceback half a minute later.
+* **URL values** longer than :data:`MAX_URL_VALUE_CHARS` are taken out of the request
+  before Panel parses its query: Panel turns digit strings into ``int``, and a value with
+  more than 4,300 digits (Python's limit on int-string conversion) made the page an HTTP
+  500. The app reports them in its usual one-line alert.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterable
+from urllib.parse import parse_qsl, urlencode
+
+from ningbo_sd.io import excerpt
+
+LOGGER = logging.getLogger("ningbo_sd.app")
+#: The environment variable holding extra allowed hosts (``host:port``, comma separated).
+ALLOWED_HOSTS_ENV = "NINGBO_SD_ALLOWED_HOSTS"
+#: The longest URL value the app reads (lever values, scenario names, the language).
+MAX_URL_VALUE_CHARS = 200
+#: The longest URL query the app reads (every lever at its longest is under 15,000).
+MAX_URL_QUERY_CHARS = 20_000
+#: The most fields a URL query may have (the app writes about 55).
+MAX_URL_FIELDS = 200
+PORT_IN_USE = "ningbo-sd app: port {port} is in use (choose another with --port)"
+CANNOT_LISTEN = "ningbo-sd app: cannot listen on {address}:{port} ({reason})"
+
+
+# ---------------------------------------------------------------- the port
+def port_problem(address: str, port: int) -> str | None:
+    """Why the app could not listen on ``address:port``, as one line; None if it can.
+
+    The socket is bound the way Tornado binds it (``SO_REUSEADDR``, so a port left in
+    TIME_WAIT by an earlier server counts as free) and closed at once.
+
+    Parameters
+    ----------
+    address : str
+        The address to bind (``127.0.0.1`` by default).
+    port : int
+
+    Returns
+    -------
+    str or None
+    """
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((address, port))
+    except OSError as exc:
+        return listen_error(exc, address, port)
+    except OverflowError:  # a port outside 0-65535
+        return CANNOT_LISTEN.format(address=address, port=port, reason="ports are 0 to 65535")
+    return None
+
+
+def listen_error(exc: OSError, address: str, port: int) -> str:
+    """The one line for an error binding ``address:port``."""
+    if exc.errno == errno.EADDRINUSE:
+        return PORT_IN_USE.format(port=port)
+    reason = exc.strerror or type(exc).__name__
+    return CANNOT_LISTEN.format(address=address, port=port, reason=reason)
+
+
+# ---------------------------------------------------------------- hosts
+def allowed_hosts(address: str, port: int, extra: Iterable[str] = ()) -> list[str]:
+    """The ``host:port`` values the server answers to.
+
+    ``127.0.0.1:<port>`` and ``localhost:<port>``, the bound address when it is one
+    IPv4 host or name (not ``0.0.0.0``), then ``extra`` (``--allow-host``) and the hosts in
+    the environment variable :data:`ALLOWED_HOSTS_ENV`. A host without a port means port
+    80, as in Bokeh's ``--allow-websocket-origin``.
+
+    Returns
+    -------
+    list of str
+        Lower case, without repeats, in that order.
+    """
+    hosts = [f"127.0.0.1:{port}", f"localhost:{port}"]
+    if address not in ("", "0.0.0.0", "127.0.0.1", "localhost") and ":" not in address:
+        hosts.append(f"{address}:{port}")
+    from_env = os.environ.get(ALLOWED_HOSTS_ENV, "").replace(",", " ").split()
+    hosts += [*extra, *from_env]
+    seen: list[str] = []
+    for host in hosts:
+        host = host.strip().lower()
+        host = host if ":" in host.rsplit("]", 1)[-1] else f"{host}:80"
+        if host and host not in seen:
+            seen.append(host)
+    return seen
+
+
+def host_allowed(host: str | None, hosts: Iterable[str]) -> bool:
+    """Whether a request's ``Host`` header is one of ``hosts`` (no port means port 80)."""
+    if not host:
+        return False
+    host = host.strip().lower()
+    if ":" not in host.rsplit("]", 1)[-1]:
+        host += ":80"
+    return host in set(hosts)
+
+
+def guard_hosts(server, hosts: list[str]) -> None:
+    """Put a Host check in front of a Bokeh server's routes: other hosts get HTTP 403.
+
+    The first rule of the server's Tornado application (``server._tornado``, which Panel
+    itself uses) sends every request, page or websocket, whose Host is not in ``hosts``
+    to a handler that refuses it; the others go on to Bokeh's routes as before. Call it
+    before the server starts.
+
+    Parameters
+    ----------
+    server : bokeh.server.server.Server
+        The server ``pn.serve(..., start=False)`` returned.
+    hosts : list of str
+        From :func:`allowed_hosts`.
+    """
+    from tornado.routing import Matcher, Rule
+    from tornado.web import RequestHandler
+
+    class OtherHost(Matcher):
+        def match(self, request):
+            return None if host_allowed(request.host, hosts) else {}
+
+    class RefusedHost(RequestHandler):
+        def prepare(self) -> None:
+            LOGGER.warning("refused a request for host %r", excerpt(self.request.host or ""))
+            self.set_status(403)
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.finish("403: this server does not answer to that host name\n")
+
+    server._tornado.default_router.rules.insert(0, Rule(OtherHost(), RefusedHost))
+
+
+# ---------------------------------------------------------------- URL values
+def bound_query(request) -> list[str]:
+    """Take URL values too long to read out of a session's request; say what was dropped.
+
+    Panel parses the page's query when a session first asks for ``pn.state.location``
+    (``int()`` on every digit string), so this runs before. The request's ``uri`` is
+    replaced by one without the values longer than :data:`MAX_URL_VALUE_CHARS` (or
+    without the query, when it is longer than :data:`MAX_URL_QUERY_CHARS` or has more
+    than :data:`MAX_URL_FIELDS` fields).
+
+    Parameters
+    ----------
+    request : object or None
+        The session's request (``pn.state.curdoc.session_context.request``); ``None`` or a
+        request without a ``uri`` leaves nothing to do.
+
+    Returns
+    -------
+    list of str
+        One entry per value dropped, naming its parameter: ``"scenario (a value of 5,000
+        characters; at most 200)"``.
+    """
+    uri = getattr(request, "uri", None)
+    if not isinstance(uri, str) or "?" not in uri:
+        return []
+    path, _, query = uri.partition("?")
+    if len(query) > MAX_URL_QUERY_CHARS:
+        request.uri = path
+        return [f"the query ({len(query):,} characters; at most {MAX_URL_QUERY_CHARS:,})"]
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, max_num_fields=MAX_URL_FIELDS)
+    except ValueError:
+        request.uri = path
+        return [f"the query (more than {MAX_URL_FIELDS} fields)"]
+    kept, dropped = [], []
+    for key, value in pairs:
+        if len(value) > MAX_URL_VALUE_CHARS or len(key) > MAX_URL_VALUE_CHARS:
+            length = max(len(value), len(key))
+            dropped.append(
+                f"{excerpt(key, 40)} (a value of {length:,} characters; "
+                f"at most {MAX_URL_VALUE_CHARS})"
+            )
+        else:
+            kept.append((key, value))
+    if dropped:
+        request.uri = f"{path}?{urlencode(kept)}" if kept else path
+    return dropped
+
+
+# ---------------------------------------------------------------- serving
+def make_server(
+    session: Callable,
+    *,
+    port: int,
+    address: str,
+    hosts: list[str],
+    title: str,
+    show: bool = False,
+):
+    """A Panel server for ``session`` with the Host check, not yet started.
+
+    Parameters
+    ----------
+    session : callable
+        Builds one session's page.
+    port, address
+        Where to listen.
+    hosts : list of str
+        The allowed hosts (:func:`allowed_hosts`), for the Host header and the websocket's
+        Origin alike.
+    title : str
+        The page title.
+    show : bool
+        Open a browser tab once the server runs.
+
+    Returns
+    -------
+    bokeh.server.server.Server
+        Start it with ``server.start(); server.io_loop.start()``.
+    """
+    import panel as pn
+
+    server = pn.serve(
+        session,
+        port=port,
+        address=address,
+        show=show,
+        title=title,
+        websocket_origin=hosts,
+        start=False,
+    )
+    guard_hosts(server, hosts)
+    return server
