@@ -48,7 +48,7 @@ RECOVERABLE = [
     "Firm Revenue Elasticity",
     "New Product Knowledge Elasticity",
 ]
-SMALL_RUN = ["--starts", "1", "--draws", "200", "--walkers", "48", "--burn-in", "10"]
+SMALL_RUN = ["--starts", "1", "--draws", "200", "--walkers", "160", "--burn-in", "10"]
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +221,7 @@ def test_seeded_calibrations_reproduce_exactly(subset_problem):
 
 
 def test_identifiability_flags_parameters_the_data_do_not_reach(problem, point_fit):
-    posterior = sample_posterior(point_fit, n_draws=1500, walkers=64, burn_in=50, thin=1, seed=2)
+    posterior = sample_posterior(point_fit, n_draws=1500, walkers=160, burn_in=600, thin=1, seed=2)
     ident = identifiability(posterior)
     # Value added per mu is fitted only as a growth rate, which the land share cancels out of.
     assert ident.loc["Enterprise Land Share", "verdict"] != "constrained"

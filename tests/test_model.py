@@ -189,8 +189,12 @@ def test_land_never_above_the_control_line_in_baseline(baseline):
 
 def test_binding_constraint_matches_the_limits(extreme_run):
     limits = extreme_run[
-        ["Demanded Value Added", "Production Capacity", "Land Limited Value Added",
-         "Energy Limited Value Added"]
+        [
+            "Demanded Value Added",
+            "Production Capacity",
+            "Land Limited Value Added",
+            "Energy Limited Value Added",
+        ]
     ].to_numpy()
     own = np.minimum(limits[:, 0], limits[:, 1])  # the firms' own limit: orders or capacity
     np.testing.assert_array_equal(

@@ -13,6 +13,7 @@ from scipy import stats
 
 from ningbo_sd.cli import main
 from ningbo_sd.uncertainty import montecarlo
+from ningbo_sd.uncertainty.noise import is_noise_column, noise_columns
 from ningbo_sd.uncertainty.results import read_results
 from ningbo_sd.uncertainty.sampling import (
     BLOCK_SIZE,
@@ -342,10 +343,14 @@ def test_the_file_holds_the_seeds_sample_table_and_its_description(ensemble):
     results = read_results(folder / "whole.parquet")
     spec = montecarlo.prepare("baseline").spec
     expected = sample_table(spec, N_SAMPLES, SEED)
+    # the process-noise paths are redrawn from the seed, not stored
+    noise = [c for c in expected.columns if is_noise_column(c, spec.noise)]
+    assert len(noise) == 3 * 15  # three channels, knots 2021-2035
+    expected = expected.drop(columns=noise)
     pd.testing.assert_frame_equal(results.samples, expected, check_names=False)
     assert results.metadata["seed"] == SEED and results.metadata["n_samples"] == N_SAMPLES
     assert [p["name"] for p in results.metadata["parameters"]] == spec.names
-    other = sample_table(spec, N_SAMPLES, SEED + 1)
+    other = sample_table(spec, N_SAMPLES, SEED + 1).drop(columns=noise)
     assert not np.allclose(other.to_numpy(), expected.to_numpy())
 
 
@@ -364,6 +369,11 @@ def test_a_row_equals_a_single_run_with_its_parameters(ensemble):
             overrides[name] = base**value if mode == "spread" else base * value
         elif name != POSTERIOR_COLUMN:
             overrides[name] = float(value)
+    # the row's process noise, redrawn from the seed (the file does not store it)
+    noise = noise_columns(prepared.spec.noise, N_SAMPLES, SEED, row, row + 1, BLOCK_SIZE)
+    for channel in prepared.spec.noise:
+        overrides[channel.path] = noise[channel.columns()].to_numpy()[0]
+    assert any(np.any(v != 0) for k, v in overrides.items() if k.endswith("Shock Path"))
     single = run_scenario("baseline", overrides=overrides)
     for indicator in ("gross_output", "energy_use", "industrial_land"):
         simulated = results.indicators[indicator].isel(sample=row).to_numpy()

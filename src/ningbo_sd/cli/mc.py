@@ -119,6 +119,15 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="Calibration to start from; its posterior.parquet is sampled."),
         ] = None,
+        condition: Annotated[
+            bool,
+            typer.Option(
+                help=(
+                    "Weight each sample by how well it keeps the 2015-2020 figures (importance "
+                    "weights over the posterior; quantiles and probabilities are weighted)."
+                )
+            ),
+        ] = True,
     ) -> None:
         """Run a Monte Carlo ensemble; print quantiles and the probability of each target."""
         from ningbo_sd.cli import _calibration
@@ -145,6 +154,7 @@ def register(app: typer.Typer) -> None:
             years=_year_list(years),
             progress=progress,
             calibrated=_calibration(calibration),
+            condition=_history if condition else None,
         )
         print_summary(summary)
 
@@ -202,3 +212,10 @@ def register(app: typer.Typer) -> None:
         write_indices(result.indices, output)
         typer.echo(result.report())
         typer.echo(f"\nwrote {len(result.indices)} rows ({result.n_runs:,} runs) to {output}")
+
+
+def _history(prepared):
+    """The 2015-2020 likelihood that conditions a Monte Carlo (calibration layer)."""
+    from ningbo_sd.calibration.history import history_likelihood
+
+    return history_likelihood(prepared)

@@ -18,6 +18,7 @@ not grow with the number of samples.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import tempfile
 from collections import deque
@@ -31,6 +32,7 @@ import pandas as pd
 
 from ningbo_sd.scenarios.run import CALIBRATED_FILE
 from ningbo_sd.uncertainty.budget import check_ensemble_fits
+from ningbo_sd.uncertainty.noise import is_noise_column, resolve_noise
 from ningbo_sd.uncertainty.results import LAYOUT, SUMMARY_YEARS, ParquetStream, modelled_targets
 from ningbo_sd.uncertainty.sampling import (
     BLOCK_SIZE,
@@ -43,7 +45,7 @@ from ningbo_sd.uncertainty.sampling import (
     resolve_spec,
     sample_table,
 )
-from ningbo_sd.uncertainty.summary import SummaryAccumulator, parquet_reader
+from ningbo_sd.uncertainty.summary import WEIGHT_COLUMN, SummaryAccumulator, parquet_reader
 
 DEFAULT_INDICATORS = (
     "gross_output",
@@ -92,6 +94,13 @@ class ChunkContext:
         Scorecard targets to return (None: none).
     threads : int or None
         Engine threads per chunk.
+    noise : tuple of ningbo_sd.uncertainty.noise.NoiseChannel
+        Process-noise channels in the sample tables (their columns are not stored).
+    history : object or None
+        Conditions the ensemble on history: an object whose ``log_weights(results,
+        draws)`` gives each sample's log importance weight (e.g.
+        :class:`ningbo_sd.calibration.history.HistoryLikelihood`); each row then carries
+        ``log_weight`` and ``weight``, and the summaries are weighted.
     """
 
     parameters: dict
@@ -101,6 +110,8 @@ class ChunkContext:
     assumed: dict = field(default_factory=dict)
     target_ids: tuple[str, ...] | None = None
     threads: int | None = None
+    noise: tuple = ()
+    history: object | None = None
 
 
 def run_samples(samples: pd.DataFrame, context: ChunkContext):
@@ -138,6 +149,8 @@ def run_chunk(samples: pd.DataFrame, context: ChunkContext) -> pd.DataFrame:
         results = results.isel(sample=np.zeros(len(samples), dtype=int))
     columns: dict[str, np.ndarray] = {"sample": samples.index.to_numpy(dtype=np.int64)}
     for name in samples.columns:
+        if is_noise_column(name, context.noise):
+            continue  # noise paths are redrawn from the seed, not stored
         dtype = np.int64 if name == POSTERIOR_COLUMN else float
         columns[f"param:{name}"] = samples[name].to_numpy(dtype=dtype)
     chosen = results[list(context.indicators)].sel(year=list(context.years))
@@ -145,6 +158,11 @@ def run_chunk(samples: pd.DataFrame, context: ChunkContext) -> pd.DataFrame:
         block = chosen[indicator].transpose("sample", "year").to_numpy()
         for position, year in enumerate(context.years):
             columns[f"{indicator}:{year}"] = block[:, position]
+    if context.history is not None:
+        draws = samples[POSTERIOR_COLUMN].to_numpy() if POSTERIOR_COLUMN in samples else None
+        log_weight = context.history.log_weights(results, draws)
+        columns["log_weight"] = log_weight
+        columns[WEIGHT_COLUMN] = np.exp(log_weight)
     frame = pd.DataFrame(columns)
     if context.target_ids:
         outcomes = target_outcomes(results, context.assumed).sel(target=list(context.target_ids))
@@ -205,6 +223,7 @@ def prepare(
     targets: bool = True,
     threads: int | None = None,
     posterior: str | Path | None = None,
+    use_posterior: bool = True,
 ) -> Prepared:
     """Resolve the scenario, the uncertainty specification and the chunk context.
 
@@ -228,6 +247,9 @@ def prepare(
     posterior : path, optional
         Posterior draws to sample instead of the specification's (e.g. those beside a
         calibration other than the default: :func:`posterior_beside`).
+    use_posterior : bool
+        False: sample every register row from its range, none from the posterior (the
+        screening of single inputs).
 
     Returns
     -------
@@ -254,7 +276,13 @@ def prepare(
         if posterior is not None:
             source = loaded.posterior.model_copy(update={"path": str(Path(posterior).resolve())})
             loaded = loaded.model_copy(update={"posterior": source})
+        if not use_posterior:
+            source = loaded.posterior.model_copy(update={"use": "never"})
+            loaded = loaded.model_copy(update={"posterior": source})
         resolved = resolve_spec(loaded, model.constants, scenario_sets, levers)
+        if loaded.noise.use and loaded.noise.channels:
+            noise = resolve_noise(loaded.noise.channels, model, parameters)
+            resolved = dataclasses.replace(resolved, noise=noise)
     known = [column.name for column in output_columns()]
     unknown = [name for name in indicators if name not in known]
     if unknown:
@@ -283,6 +311,7 @@ def prepare(
         assumed=dict(getattr(scenario, "targets", None) or {}),
         target_ids=tuple(target.id for target in modelled_targets()) if targets else None,
         threads=threads,
+        noise=resolved.noise,
     )
     name = scenario.name if scenario is not None else "defaults"
     return Prepared(name, resolved, context)
@@ -420,6 +449,7 @@ def run_monte_carlo(
     overrides: dict | None = None,
     calibrated: str | Path | None = CALIBRATED_FILE,
     progress: bool | None = None,
+    condition=None,
 ) -> MonteCarloSummary:
     """Run a Monte Carlo ensemble of a scenario.
 
@@ -454,6 +484,10 @@ def run_monte_carlo(
         Calibration to start from.
     progress : bool, optional
         Show a tqdm bar on stderr (default: when stderr is a terminal).
+    condition : callable, optional
+        ``condition(prepared)`` returns the ``history`` of the chunk context (importance
+        weights conditioning the ensemble on history, e.g.
+        :func:`ningbo_sd.calibration.history.history_likelihood`); None: unweighted.
 
     Returns
     -------
@@ -495,6 +529,9 @@ def run_monte_carlo(
         threads=None if local else 1,
         posterior=posterior_beside(calibrated),
     )
+    if condition is not None:
+        context = dataclasses.replace(prepared.context, history=condition(prepared))
+        prepared = dataclasses.replace(prepared, context=context)
     context = prepared.context
     missing = [year for year in summary_years if year not in context.years]
     if missing:

@@ -115,22 +115,28 @@ def ar1_paths(innovations: np.ndarray, correlation: float) -> np.ndarray:
 
 
 def noise_columns(
-    channels: tuple[NoiseChannel, ...], n_samples: int, seed: int, start: int, stop: int
+    channels: tuple[NoiseChannel, ...],
+    n_samples: int,
+    seed: int,
+    start: int,
+    stop: int,
+    block_size: int,
 ) -> pd.DataFrame:
     """Rows ``start:stop`` of the noise paths of every channel (engine columns).
+
+    ``block_size`` is the design's logical block
+    (:data:`ningbo_sd.uncertainty.sampling.BLOCK_SIZE`).
 
     Returns
     -------
     pandas.DataFrame
         One column per channel and knot, index ``start:stop`` (name ``sample``).
     """
-    from ningbo_sd.uncertainty.sampling import BLOCK_SIZE
-
     width = sum(len(channel.elements) for channel in channels)
     pieces = []
-    for block in range(start // BLOCK_SIZE, -(-stop // BLOCK_SIZE)):
-        first = block * BLOCK_SIZE
-        size = min(BLOCK_SIZE, n_samples - first)
+    for block in range(start // block_size, -(-stop // block_size)):
+        first = block * block_size
+        size = min(block_size, n_samples - first)
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(block, NOISE_STREAM)))
         draws = rng.standard_normal((size, width))
         pieces.append(draws[max(start - first, 0) : min(stop - first, size)])

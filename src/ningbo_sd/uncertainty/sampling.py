@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ningbo_sd.uncertainty.noise import noise_columns
 from ningbo_sd.uncertainty.spec import (
     POSTERIOR_COLUMN,
     POSTERIOR_FACTOR,
@@ -181,9 +182,8 @@ def sample_table(
     frame = transform(spec, unit)
     frame.index = pd.RangeIndex(start, stop, name="sample")
     if spec.noise:
-        from ningbo_sd.uncertainty.noise import noise_columns
-
-        frame = pd.concat([frame, noise_columns(spec.noise, n_samples, seed, start, stop)], axis=1)
+        noise = noise_columns(spec.noise, n_samples, seed, start, stop, BLOCK_SIZE)
+        frame = pd.concat([frame, noise], axis=1)
     return frame
 
 

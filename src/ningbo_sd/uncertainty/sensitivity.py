@@ -301,9 +301,11 @@ def run_sensitivity(
     # before any work, with one factor (a lower bound); again below with every factor
     cost = sensitivity_cost(method, n, 1, n_outputs, num_resamples, chunk, in_flight)
     check_fits(request, cost, at_least=True)
+    # every input on its register range, one index each: with every scalar assumption in
+    # the calibration posterior, its draw would be a single factor
     prepared = prepare(
         scenario, spec, None, calibrated, ("gross_output",), years=(2020, 2035),
-        threads=None if local else 1,
+        threads=None if local else 1, use_posterior=False,
     )  # fmt: skip
     resolved = prepared.spec.subset(parameters) if parameters else prepared.spec
     targets = tuple(targets or DEFAULT_TARGETS)

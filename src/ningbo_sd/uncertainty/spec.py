@@ -125,7 +125,7 @@ class NoiseChannelEntry(BaseModel):
 
 
 class NoiseSource(BaseModel):
-    """Process noise (:mod:`ningbo_sd.uncertainty.noise`): which channels, and whether to use them."""
+    """Process noise (:mod:`ningbo_sd.uncertainty.noise`): its channels, and whether to use them."""
 
     model_config = ConfigDict(extra="forbid")
     use: bool = True

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ningbo_sd.calibration.history import effective_sample_size
 from ningbo_sd.calibration.observations import (
     STATUS_FITTED,
     STATUS_NOT_FITTED,
@@ -61,8 +62,9 @@ def band_results(
     n_samples: int,
     seed: int,
     posterior: Path | None = None,
+    history_terms: list | None = None,
 ):
-    """Headline results of the Monte Carlo ensemble: the register and a calibration's posterior.
+    """The Monte Carlo ensemble (posterior, register, noise) and its weights on history.
 
     Parameters
     ----------
@@ -74,25 +76,64 @@ def band_results(
     posterior : Path, optional
         The posterior draws to sample (default: those beside ``calibrated``, else the
         uncertainty specification's, i.e. the default calibration's).
+    history_terms : list of ObservationTerm, optional
+        The figures the ensemble is conditioned on (default: the default calibration's
+        fitted 2015-2020 figures; :mod:`ningbo_sd.calibration.history`).
+
+    Returns
+    -------
+    results : xarray.Dataset
+    log_weights : numpy.ndarray
+        Each sample's log importance weight.
     """
+    from ningbo_sd.calibration.history import history_likelihood
     from ningbo_sd.uncertainty.montecarlo import posterior_beside, prepare, run_samples
-    from ningbo_sd.uncertainty.sampling import sample_table
+    from ningbo_sd.uncertainty.sampling import POSTERIOR_COLUMN, sample_table
 
     if posterior is None:
         posterior = posterior_beside(calibrated)
     prepared = prepare(scenario, calibrated=calibrated, targets=False, posterior=posterior)
-    return run_samples(sample_table(prepared.spec, n_samples, seed), prepared.context)
+    table = sample_table(prepared.spec, n_samples, seed)
+    results = run_samples(table, prepared.context)
+    draws = table[POSTERIOR_COLUMN].to_numpy() if POSTERIOR_COLUMN in table else None
+    if results.sizes["sample"] != len(table):  # nothing uncertain: one run stands for all
+        return results, np.zeros(results.sizes["sample"])
+    log_weights = history_likelihood(prepared, history_terms).log_weights(results, draws)
+    return results, log_weights
 
 
-def compare_terms(terms, point: np.ndarray, ensemble: np.ndarray, extra=None) -> pd.DataFrame:
+def weighted_quantiles(values: np.ndarray, log_weights, levels) -> np.ndarray:
+    """Quantiles of each column, weighted (the inverted weighted CDF), NaN rows left out.
+
+    ``log_weights`` None: unweighted (``numpy.nanquantile``'s default).
+    """
+    if log_weights is None:
+        return np.nanquantile(values, levels, axis=0)
+    weights = np.exp(np.asarray(log_weights) - np.max(log_weights))
+    out = np.full((len(levels), values.shape[1]), np.nan)
+    for column in range(values.shape[1]):
+        keep = np.isfinite(values[:, column]) & (weights > 0)
+        if keep.any():
+            out[:, column] = np.quantile(
+                values[keep, column], levels, weights=weights[keep], method="inverted_cdf"
+            )
+    return out
+
+
+def compare_terms(
+    terms, point: np.ndarray, ensemble: np.ndarray, extra=None, log_weights=None
+) -> pd.DataFrame:
     """Observed against the point run and the ensemble's 50% and 90% bands, one row per term.
 
     ``status`` is ``compared`` (a primary figure the model computes), ``secondary`` or
-    ``not modelled``; ``extra`` maps a term id to more columns for its row.
+    ``not modelled``; ``extra`` maps a term id to more columns for its row; ``log_weights``
+    weight the ensemble's samples (conditioning on history).
     """
     quantiles = np.full((4, len(terms)), np.nan)
     computed = np.isfinite(ensemble).any(axis=0)
-    quantiles[:, computed] = np.nanquantile(ensemble[:, computed], [0.05, 0.25, 0.75, 0.95], axis=0)
+    quantiles[:, computed] = weighted_quantiles(
+        ensemble[:, computed], log_weights, [0.05, 0.25, 0.75, 0.95]
+    )
     rows = []
     for position, term in enumerate(terms):
         row = {
@@ -189,7 +230,8 @@ def out_of_sample(
     actuals = load_actuals() if actuals is None else actuals
     terms = actual_terms(actuals)
     point = term_values(terms, run_batch(scenario="baseline", calibrated=calibrated))[0]
-    ensemble = term_values(terms, band_results("baseline", calibrated, n_samples, seed))
+    results, log_weights = band_results("baseline", calibrated, n_samples, seed)
+    ensemble = term_values(terms, results)
     extra = {
         row["id"]: {
             "scope": row["scope"],
@@ -198,8 +240,9 @@ def out_of_sample(
         }
         for _, row in actuals.iterrows()
     }
-    table = compare_terms(terms, point, ensemble, extra)
+    table = compare_terms(terms, point, ensemble, extra, log_weights)
     figures, text = error_summary(table)
+    text += f"; effective sample size {effective_sample_size(log_weights):,.0f}"
     mape = figures["mape_pct"]
     default = Path(calibrated).resolve() == calibrated_file().resolve()
     record = recorded_mape() if default else None  # the guard is the default's

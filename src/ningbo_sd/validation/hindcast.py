@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ningbo_sd.calibration.history import effective_sample_size
 from ningbo_sd.calibration.observations import (
     STATUS_FITTED,
     STATUS_NOT_FITTED,
@@ -20,6 +21,7 @@ from ningbo_sd.calibration.observations import (
     build_terms,
     load_observation_map,
 )
+from ningbo_sd.calibration.problem import load_problem
 from ningbo_sd.resources import calibration_dir
 from ningbo_sd.validation import Section
 from ningbo_sd.validation.evidence import (
@@ -77,12 +79,14 @@ def hindcast(
     ]
     point = term_values(terms, run_batch(calibrated=calibrated))[0]
     posterior = calibrated.parent / "posterior.parquet"
-    ensemble = term_values(
-        terms,
-        band_results(None, calibrated, n_samples, seed, posterior if posterior.is_file() else None),
+    fitted = [term for term in load_problem(through=THROUGH).terms if term.status == STATUS_FITTED]
+    results, log_weights = band_results(
+        None, calibrated, n_samples, seed, posterior if posterior.is_file() else None, fitted
     )
-    table = compare_terms(terms, point, ensemble)
+    ensemble = term_values(terms, results)
+    table = compare_terms(terms, point, ensemble, log_weights=log_weights)
     figures, text = error_summary(table)
+    text += f"; effective sample size {effective_sample_size(log_weights):,.0f}"
     summary = (
         f"calibrated through {THROUGH}, forecasting {WINDOW.start}-{WINDOW.stop - 1}: "
         f"{figures['compared']} figures, {text} ({n_samples:,} samples, seed {seed})"
