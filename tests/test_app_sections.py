@@ -58,6 +58,7 @@ def out_of_view(fig) -> list[str]:
 
 def test_uncertainty_section_matches_the_project_monte_carlo(app):
     from ningbo_sd.app.uncertainty import QUANTILE_NAMES
+    from ningbo_sd.calibration.history import history_likelihood
     from ningbo_sd.uncertainty.montecarlo import run_monte_carlo
 
     app.show_section("uncertainty")
@@ -65,15 +66,20 @@ def test_uncertainty_section_matches_the_project_monte_carlo(app):
     app.levers.widget(RD_2025).value = 2.9
     outcome = view.run(n_samples=120, seed=3)
     assert view.progress.value == 100
+    assert outcome.weighted and 1 < outcome.effective_samples < outcome.n_samples
     for fan in outcome.fans.values():
         levels = fan[list(QUANTILE_NAMES)].to_numpy()
         assert np.all(np.diff(levels, axis=1) >= -1e-9)
     source = view.sources["gross_output"].data
     np.testing.assert_allclose(source["q50"], outcome.fans["gross_output"]["q50"].to_numpy())
-    reference = run_monte_carlo(app.state.current_scenario(), n_samples=120, seed=3)
+    # the project's Monte Carlo, weighted on history as `ningbo-sd mc` is
+    reference = run_monte_carlo(
+        app.state.current_scenario(), n_samples=120, seed=3, condition=history_likelihood
+    )
+    assert outcome.effective_samples == pytest.approx(reference.effective_samples, rel=1e-6)
     expected = reference.probabilities["probability"]
     for target, probability in expected.items():
-        assert outcome.probabilities[target] == pytest.approx(probability, nan_ok=True)
+        assert outcome.probabilities[target] == pytest.approx(probability, nan_ok=True, abs=1e-9)
     quantiles = reference.quantiles.loc[("gross_output", 2035)]
     assert outcome.fans["gross_output"].loc[2035, "q05"] == pytest.approx(quantiles["q05"])
     assert outcome.fans["gross_output"].loc[2035, "q95"] == pytest.approx(quantiles["q95"])
@@ -85,6 +91,90 @@ def test_uncertainty_section_matches_the_project_monte_carlo(app):
     assert "P(met)" in view.table.object
     app.levers.widget(RD_2025).value = 3.2
     assert "levers have moved" in view.status.object
+
+
+def test_uncertainty_section_weights_on_history_and_states_the_doubling(app):
+    """ESS and weighted P(doubling), nominal and real, against a direct computation."""
+    from ningbo_sd.calibration.history import effective_sample_size
+    from ningbo_sd.uncertainty.montecarlo import CALIBRATED_FILE
+    from ningbo_sd.validation.evidence import band_results, weighted_quantiles
+
+    app.show_section("uncertainty")
+    view = app.views["uncertainty"]
+    outcome = view.run(n_samples=200, seed=5)
+    # directly: the same samples run by the validation layer, weighted, scored by hand
+    results, log_weights = band_results(app.state.current_scenario(), CALIBRATED_FILE, 200, 5)
+    weights = np.exp(log_weights - log_weights.max())
+    ess = effective_sample_size(log_weights)
+    assert outcome.effective_samples == pytest.approx(ess, rel=1e-9)
+    assert ess < 0.9 * outcome.n_samples  # the weights are not all equal
+    text = view.summary.object
+    assert f"effective sample size {ess:,.0f} of 200" in text
+    unweighted = {}
+    for reading, column, target in (
+        ("nominal", "gross_output", "gross_output_2035"),
+        ("real", "gross_output_real", "gross_output_real_2035"),
+    ):
+        series = results[column]
+        ratio = (series.sel(year=2035) / series.sel(year=2020)).to_numpy()
+        doubled = ratio >= 2
+        probability = float(weights[doubled].sum() / weights.sum())
+        unweighted[reading] = float(doubled.mean())
+        assert outcome.probabilities[target] == pytest.approx(probability, abs=1e-9), reading
+        assert (
+            f"{reading} {probability:.0%}" in text
+            or f"{reading} (2020 prices) {probability:.0%}" in text
+        )
+    # the real doubling is harder than the nominal; the weights change the answer
+    assert (
+        outcome.probabilities["gross_output_real_2035"] < outcome.probabilities["gross_output_2035"]
+    )
+    assert any(
+        abs(outcome.probabilities[t] - unweighted[r]) > 1e-6
+        for r, t in (("nominal", "gross_output_2035"), ("real", "gross_output_real_2035"))
+    )
+    # the fan's 2035 band is the weighted one, not the plain one
+    values = results["gross_output"].sel(year=2035).to_numpy()[:, None]
+    q05, q95 = weighted_quantiles(values, log_weights, [0.05, 0.95])[:, 0]
+    fan = outcome.fans["gross_output"]
+    assert fan.loc[2035, "q05"] == pytest.approx(q05) and fan.loc[2035, "q95"] == pytest.approx(q95)
+    app.state.settings.language = "zh"
+    assert "有效样本量" in view.summary.object and "翻一番" in view.summary.object
+
+
+def test_uncertainty_charts_show_the_published_figures(app):
+    from ningbo_sd.app.published import points_of
+    from ningbo_sd.app.uncertainty import band_coverage
+
+    app.show_section("uncertainty")
+    view = app.views["uncertainty"]
+    published = view.published
+    assert {"gross_output", "value_added"} <= set(published.sources)
+    for column, source in published.sources.items():
+        points = points_of(column)
+        assert source.data["year"] == [float(p.year) for p in points]
+        assert source.data["value"] == pytest.approx([p.value for p in points])
+        figure = view.figures[column]
+        (marker,) = [r for r in figure.renderers if r.data_source is source]
+        assert any(marker in item.renderers for item in figure.legend[0].items)
+    gross = dict(
+        zip(
+            published.sources["gross_output"].data["year"],
+            published.sources["gross_output"].data["value"],
+            strict=True,
+        )
+    )
+    assert gross[2021.0] == pytest.approx(22100) and gross[2022.0] == pytest.approx(24300)
+    outcome = view.run(n_samples=120, seed=3)
+    for name, fig in view.figures.items():  # the markers are in view too
+        assert out_of_view(fig) == [], name
+    coverage = band_coverage(outcome.fans)
+    assert len(coverage) == sum(len(points_of(c)) for c in published.sources)
+    row = coverage.set_index("id").loc["gross_output_2022"]
+    fan = outcome.fans["gross_output"].loc[2022]
+    assert row["in_90"] == bool(fan["q05"] <= 24300 <= fan["q95"])
+    in90 = int(coverage["in_90"].sum())
+    assert f"inside the 90% band: {in90} of {len(coverage)}" in view.summary.object
 
 
 def test_calibration_section_compares_the_baseline_with_the_data(app, baseline):

@@ -5,6 +5,13 @@ specification ``scenarios/registry/uncertainty.yaml`` over the assumptions regis
 :mod:`ningbo_sd.uncertainty.sampling`, run by the batch engine and scored by
 :mod:`ningbo_sd.scenarios.scorecard`), run chunk by chunk so that progress can be shown; the chunks
 run in a worker thread, so the session's sliders stay live meanwhile.
+
+As ``ningbo-sd mc`` does, the ensemble is conditioned on the 2015-2020 figures: each sample
+carries an importance weight (:func:`ningbo_sd.calibration.history.history_likelihood`, from
+its simulated history and its ``posterior_draw``), the bands are weighted quantiles
+(:func:`ningbo_sd.validation.evidence.weighted_quantiles`) and P(met) are weighted shares.
+The text states the effective sample size, P(doubling) nominal and real, and how many of the
+published figures drawn on the band charts (:mod:`ningbo_sd.app.published`) the bands cover.
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ from bokeh.models import ColumnDataSource, Legend, LegendItem, NumeralTickFormat
 from panel.viewable import Viewer
 
 from ningbo_sd.app.charts import column_label, column_unit, fit_y_range, make_figure
+from ningbo_sd.app.published import PublishedMarkers, points_of
 from ningbo_sd.app.state import AppState
-from ningbo_sd.app.text import tr
+from ningbo_sd.app.text import html_text, pick, tr
 from ningbo_sd.app.views import scorecard_html
 from ningbo_sd.io import USER_ERRORS
 
@@ -33,6 +41,37 @@ CHUNK_SIZE = 500
 QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
 QUANTILE_NAMES: tuple[str, ...] = ("q05", "q25", "q50", "q75", "q95")
 FAN_COLOUR = "#1f5fa8"
+#: The doubling of gross output on 2020 by 2035, at current and at 2020 prices (scorecard ids).
+DOUBLING_TARGETS: tuple[tuple[str, str], ...] = (
+    ("nominal", "gross_output_2035"),
+    ("real", "gross_output_real_2035"),
+)
+#: This section's own texts (``{"en": ..., "zh": ...}``), beside :data:`ningbo_sd.app.text.TEXTS`.
+SECTION_TEXTS: dict[str, dict[str, str]] = {
+    "weighted": {
+        "en": "weighted on the 2015-2020 figures: effective sample size {ess:,.0f} of {n:,}",
+        "zh": "按2015-2020年数据加权：有效样本量{ess:,.0f}（共{n:,}个）",
+    },
+    "unweighted": {"en": "unweighted", "zh": "未加权"},
+    "doubling": {
+        "en": "P(gross output 2035 ≥ 2 × 2020): nominal {nominal}, real (2020 prices) {real}",
+        "zh": "2035年工业总产值较2020年翻一番的概率：名义{nominal}，实际（2020年价格）{real}",
+    },
+    "doubling_band": {
+        "en": "{p} (90% band of the ratio {lo:.2f}-{hi:.2f}×)",
+        "zh": "{p}（比值90%区间{lo:.2f}-{hi:.2f}倍）",
+    },
+    "coverage": {
+        "en": "published figures on the charts inside the 90% band: {in90} of {n} "
+        "(inside the 50% band: {in50})",
+        "zh": "图中公开发布数据落在90%区间内：{in90}/{n}（落在50%区间内：{in50}）",
+    },
+}
+
+
+def section_text(key: str, language: str, **fields) -> str:
+    """One of :data:`SECTION_TEXTS` in ``language``, formatted with ``fields``."""
+    return pick(SECTION_TEXTS[key], language).format(**fields)
 
 
 @dataclass(frozen=True)
@@ -50,6 +89,13 @@ class MonteCarloOutcome:
         Wall time of the ensemble.
     settings : dict
         The lever settings it was run for.
+    effective_samples : float
+        ``(sum w)^2 / sum w^2`` of the importance weights (``n_samples`` when unweighted).
+    weighted : bool
+        Whether the samples carry weights on history (``log_weight``).
+    ratios : pandas.DataFrame
+        Per doubling reading (index ``nominal``, ``real``): the weighted 5/50/95%
+        quantiles of gross output 2035 / 2020 (``q05``, ``q50``, ``q95``).
     """
 
     fans: dict
@@ -58,18 +104,44 @@ class MonteCarloOutcome:
     seed: int
     seconds: float
     settings: dict
+    effective_samples: float = np.nan
+    weighted: bool = False
+    ratios: pd.DataFrame | None = None
 
 
-def prepare_ensemble(scenario, indicators: tuple[str, ...] = FAN_INDICATORS, calibrated=None):
+def prepare_ensemble(
+    scenario,
+    indicators: tuple[str, ...] = FAN_INDICATORS,
+    calibrated=None,
+    weighted: bool = True,
+):
     """Resolve the scenario and the uncertainty specification (``montecarlo.prepare``).
 
-    ``calibrated``: the calibration to start from (default: the default); its posterior
-    draws are sampled when they sit beside it.
+    Parameters
+    ----------
+    scenario : Scenario, path, bundled name or None
+    indicators : tuple of str
+        The headline columns kept per sample.
+    calibrated : path, optional
+        The calibration to start from (default: the default); its posterior draws are
+        sampled when they sit beside it.
+    weighted : bool
+        Condition the ensemble on the 2015-2020 figures (as ``ningbo-sd mc`` does): the
+        chunk context gets :func:`ningbo_sd.calibration.history.history_likelihood`, so
+        every row carries ``log_weight`` and ``weight``. It costs one run per posterior
+        draw, once per ensemble.
+
+    Returns
+    -------
+    ningbo_sd.uncertainty.montecarlo.Prepared
     """
+    import dataclasses
+
+    from ningbo_sd.calibration.history import history_likelihood
     from ningbo_sd.uncertainty.montecarlo import CALIBRATED_FILE, posterior_beside, prepare
 
     calibrated = CALIBRATED_FILE if calibrated is None else calibrated
-    return prepare(
+    prepared = prepare(
         scenario,
         indicators=tuple(indicators),
         calibrated=calibrated,
@@ -77,6 +149,10 @@ def prepare_ensemble(scenario, indicators: tuple[str, ...] = FAN_INDICATORS, cal
         threads=1,
         posterior=posterior_beside(calibrated),
     )
+    if not weighted:
+        return prepared
+    context = dataclasses.replace(prepared.context, history=history_likelihood(prepared))
+    return dataclasses.replace(prepared, context=context)
 
 
 def run_ensemble_chunk(prepared, n_samples: int, seed: int, start: int, stop: int) -> pd.DataFrame:
@@ -96,15 +172,28 @@ def summarise(
     seconds: float,
     settings: dict | None = None,
 ) -> MonteCarloOutcome:
-    """Quantile fans per indicator and year, and P(met) per target, from the chunk outputs."""
+    """Quantile fans per indicator and year, and P(met) per target, from the chunk outputs.
+
+    When the rows carry ``log_weight`` (a weighted ensemble), the quantiles are weighted
+    (the inverted weighted CDF, :func:`ningbo_sd.validation.evidence.weighted_quantiles`)
+    and each P(met) is the weighted share of the samples where the target is defined.
+    """
+    from ningbo_sd.calibration.history import effective_sample_size
+    from ningbo_sd.validation.evidence import weighted_quantiles
+
     frame = pd.concat(frames, ignore_index=True)
+    weighted = "log_weight" in frame
+    log_weights = frame["log_weight"].to_numpy(dtype=float) if weighted else None
+    weights = (
+        np.exp(log_weights - np.max(log_weights)) if weighted else np.ones(len(frame))
+    )  # relative weights: the shares and quantiles do not depend on their scale
     fans = {}
     for indicator in indicators:
         columns = [c for c in frame.columns if c.split(":")[0] == indicator and c.count(":") == 1]
         years = np.array([int(c.split(":")[1]) for c in columns])
         order = np.argsort(years)
         values = frame[columns].to_numpy(dtype=float)[:, order]
-        levels = np.nanquantile(values, QUANTILES, axis=0).T
+        levels = weighted_quantiles(values, log_weights, QUANTILES).T
         fans[indicator] = pd.DataFrame(
             levels, index=pd.Index(years[order], name="year"), columns=list(QUANTILE_NAMES)
         )
@@ -112,10 +201,104 @@ def summarise(
     probabilities = {}
     for column in met_columns:
         flags = frame[column].astype("Float64")
-        defined = int(flags.notna().sum())
-        probabilities[column.split(":")[1]] = float(flags.sum()) / defined if defined else np.nan
+        defined = flags.notna().to_numpy()
+        met = flags.fillna(0).to_numpy(dtype=float) == 1
+        total = weights[defined].sum()
+        probabilities[column.split(":")[1]] = (
+            float(weights[met & defined].sum() / total) if total > 0 else np.nan
+        )
     probabilities = pd.Series(probabilities, dtype=float)
-    return MonteCarloOutcome(fans, probabilities, n_samples, seed, seconds, dict(settings or {}))
+    ratios = {}
+    for reading, target in DOUBLING_TARGETS:
+        column = f"target:{target}:value"
+        if column in frame:  # the change on 2020 in %, as a ratio 2035 / 2020
+            ratio = 1 + frame[[column]].to_numpy(dtype=float) / 100
+            levels = weighted_quantiles(ratio, log_weights, (0.05, 0.5, 0.95))[:, 0]
+            ratios[reading] = dict(zip(("q05", "q50", "q95"), levels, strict=True))
+    ratios = pd.DataFrame.from_dict(ratios, orient="index", columns=["q05", "q50", "q95"])
+    effective = effective_sample_size(log_weights) if weighted else float(len(frame))
+    return MonteCarloOutcome(
+        fans,
+        probabilities,
+        n_samples,
+        seed,
+        seconds,
+        dict(settings or {}),
+        effective_samples=effective,
+        weighted=weighted,
+        ratios=ratios,
+    )
+
+
+def doubling_text(outcome: MonteCarloOutcome, language: str) -> str:
+    """P(doubling) nominal and real, each with the 90% band of the ratio 2035 / 2020."""
+    readings = {}
+    for reading, target in DOUBLING_TARGETS:
+        probability = outcome.probabilities.get(target, np.nan)
+        text = "n/a" if not np.isfinite(probability) else f"{probability:.0%}"
+        ratios = outcome.ratios
+        if ratios is not None and reading in ratios.index and np.isfinite(probability):
+            lo, hi = ratios.loc[reading, "q05"], ratios.loc[reading, "q95"]
+            text = section_text("doubling_band", language, p=text, lo=lo, hi=hi)
+        readings[reading] = text
+    return section_text("doubling", language, **readings)
+
+
+def weight_text(outcome: MonteCarloOutcome, language: str) -> str:
+    """The effective sample size of a weighted ensemble (or that it is unweighted)."""
+    if not outcome.weighted:
+        return section_text("unweighted", language)
+    return section_text("weighted", language, ess=outcome.effective_samples, n=outcome.n_samples)
+
+
+def band_coverage(fans: dict) -> pd.DataFrame:
+    """The published figures of the fan charts and whether the bands cover them.
+
+    Parameters
+    ----------
+    fans : dict of str to pandas.DataFrame
+        :attr:`MonteCarloOutcome.fans`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per published figure of a charted indicator in a year of its fan:
+        ``id``, ``column``, ``year``, ``value``, ``q05``, ``q25``, ``q75``, ``q95``,
+        ``in_50``, ``in_90``.
+    """
+    rows = []
+    for column, fan in fans.items():
+        for point in points_of(column):
+            if point.year not in fan.index:
+                continue
+            band = fan.loc[point.year]
+            rows.append(
+                {
+                    "id": point.id,
+                    "column": column,
+                    "year": point.year,
+                    "value": point.value,
+                    **{name: float(band[name]) for name in ("q05", "q25", "q75", "q95")},
+                    "in_50": bool(band["q25"] <= point.value <= band["q75"]),
+                    "in_90": bool(band["q05"] <= point.value <= band["q95"]),
+                }
+            )
+    columns = ["id", "column", "year", "value", "q05", "q25", "q75", "q95", "in_50", "in_90"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def coverage_text(outcome: MonteCarloOutcome, language: str) -> str:
+    """How many of the charts' published figures the 90% and 50% bands cover."""
+    table = band_coverage(outcome.fans)
+    if table.empty:
+        return ""
+    return section_text(
+        "coverage",
+        language,
+        in90=int(table["in_90"].sum()),
+        in50=int(table["in_50"].sum()),
+        n=len(table),
+    )
 
 
 def run_ensemble(
@@ -149,7 +332,12 @@ def fan_data(fan: pd.DataFrame | None) -> dict:
 
 
 class UncertaintyView(Viewer):
-    """Run a Monte Carlo of the current settings; fan charts and P(target met)."""
+    """Run a Monte Carlo of the current settings; fan charts and P(target met).
+
+    The bands and P(met) are weighted on history; the status states the effective sample
+    size, P(doubling) nominal and real, and the bands' coverage of the published figures
+    drawn on the charts (:attr:`published`, one marker source per charted column).
+    """
 
     state = param.ClassSelector(class_=AppState)
     outcome = param.Parameter(default=None, doc="The last MonteCarloOutcome")
@@ -166,6 +354,7 @@ class UncertaintyView(Viewer):
         self.button.on_click(self._clicked)
         self.progress = pn.indicators.Progress(value=0, max=100, width=300, margin=(30, 10, 0, 10))
         self.status = pn.pane.Markdown("", margin=(20, 10, 0, 10))
+        self.summary = pn.pane.HTML("", sizing_mode="stretch_width")
         self.sources: dict[str, ColumnDataSource] = {}
         self.current: dict[str, ColumnDataSource] = {}
         self.figures = {name: self._fan_figure(name) for name in FAN_INDICATORS}
@@ -174,6 +363,17 @@ class UncertaintyView(Viewer):
             keys = ("band_90", "band_50", "median", "current")
             for item, key in zip(figure.legend[0].items, keys, strict=True):
                 self.legend_items.append((item, key))
+        # the published figures: markers on the axis of the current run's line (named after
+        # its column), drawn once per session
+        self.published = PublishedMarkers(
+            self.figures, {name: (name,) for name in FAN_INDICATORS}, self.state.language
+        )
+        for column, source in self.published.sources.items():
+            figure = self.figures[self.published.figure_of[column]]
+            markers = [r for r in figure.renderers if r.data_source is source]
+            item = LegendItem(label=fixed_value(""), renderers=markers)
+            figure.legend[0].items.append(item)
+            self.legend_items.append((item, "published"))
         self.table = pn.pane.HTML("", sizing_mode="stretch_width")
         self.state.settings.param.watch(self._relabel, ["language"])
         self.state.param.watch(self._current_changed, ["results"])
@@ -184,7 +384,7 @@ class UncertaintyView(Viewer):
     def _fan_figure(self, indicator: str):
         figure = make_figure(title="")
         source = ColumnDataSource(fan_data(None))
-        current = ColumnDataSource({"year": [], "value": []})
+        current = ColumnDataSource({"year": [], indicator: []})
         self.sources[indicator], self.current[indicator] = source, current
         outer = figure.varea(
             "year", "q05", "q95", source=source, fill_color=FAN_COLOUR, fill_alpha=0.18
@@ -194,7 +394,7 @@ class UncertaintyView(Viewer):
         )
         median = figure.line("year", "q50", source=source, color=FAN_COLOUR, line_width=2.5)
         line = figure.line(
-            "year", "value", source=current, color="#222222", line_dash="dashed", line_width=1.5
+            "year", indicator, source=current, color="#222222", line_dash="dashed", line_width=1.5
         )
         if indicator == "rd_intensity":
             figure.yaxis.formatter = NumeralTickFormatter(format="0.00")
@@ -266,14 +466,15 @@ class UncertaintyView(Viewer):
         with pn.io.hold():
             for name, source in self.current.items():
                 values = results[name].to_numpy(dtype=float).tolist()
-                source.data = {"year": years, "value": values}
+                source.data = {"year": years, name: values}
             self._rescale()
 
     def _rescale(self) -> None:
-        """Fit each fan chart's y axis to its 5-95 % band and the current run's line."""
+        """Fit each fan chart's y axis to its 5-95 % band, the current run and the published."""
         for name, figure in self.figures.items():
             fan, line = self.sources[name].data, self.current[name].data
-            fit_y_range(figure.y_range, fan["q05"], fan["q95"], line["value"])
+            published = self.published.values(name)
+            fit_y_range(figure.y_range, fan["q05"], fan["q95"], line[name], published)
 
     def _relabel(self, *events) -> None:
         lang = self.state.language
@@ -286,11 +487,17 @@ class UncertaintyView(Viewer):
             figure.xaxis.axis_label = tr("year", lang)
         for item, key in self.legend_items:
             item.label = fixed_value(tr(key, lang))
+        if events and any(getattr(e, "name", "") == "language" for e in events):
+            self.published.relabel(lang)
         outcome = self.outcome
         if outcome is None:
             self.status.object = tr("mc_not_run", lang)
+            self.summary.object = ""
             self.table.object = ""
             return
+        lines = [weight_text(outcome, lang), doubling_text(outcome, lang)]
+        coverage = coverage_text(outcome, lang)
+        self.summary.object = "<br>".join(html_text(line) for line in [*lines, coverage] if line)
         self.status.object = tr("mc_done", lang, n=outcome.n_samples, seconds=outcome.seconds)
         current = {k: v for k, v in self._settings().items() if k != "language"}
         if current != {k: v for k, v in outcome.settings.items() if k != "language"}:
@@ -309,6 +516,7 @@ class UncertaintyView(Viewer):
                 ncols=2,
                 sizing_mode="stretch_width",
             ),
+            self.summary,
             self.table,
             sizing_mode="stretch_width",
         )
