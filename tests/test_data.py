@@ -34,6 +34,7 @@ IMPLICIT_NUMBER = {
     },
     "targets": {
         "gross_output_2035": "翻一番 = ×2, i.e. +100%",
+        "gross_output_real_2035": "翻一番 = ×2, i.e. +100%, read in 2020 prices",
         "industry_share_of_gdp_2025": "基本稳定 = about the 2020 level of 40.7%",
     },
 }

@@ -527,6 +527,12 @@ def goal_seek(
                 f"coarse grid ({exc}); did the model or calibration file change during the search?"
             ) from None
         value, neighbour = _closest_met(evaluate.tried, lo, hi, direction)
+        if neighbour is not None and abs(neighbour - value) > xtol:
+            # brentq stops at an exact root (a target linear in the lever) before the
+            # bracket is narrow: one run a tolerance beyond it names the unmet neighbour
+            step = xtol / 2 if direction == "at most" else -xtol / 2
+            evaluate(min(max(value + step, lo), hi))
+            value, neighbour = _closest_met(evaluate.tried, lo, hi, direction)
     _, final = evaluate.margins([value])
     left, right = (float(np.ravel(side)[0]) for side in target_sides(target, final))
     binding = _binding(final, 0, target.year)
