@@ -381,3 +381,20 @@ def test_a_register_row_with_a_stray_comma_is_refused(tmp_path):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(AssumptionsError, match=r"line 4 .*11 fields; allowed: 10"):
         load_assumptions(path)
+
+
+def test_a_policy_lever_is_never_calibrated():
+    """A lever is a scenario's choice: the register cannot mark it calibrate = true."""
+    import dataclasses
+
+    from ningbo_sd.calibration.problem import parameter_specs
+
+    register = load_assumptions()
+    assert not register["New Construction Land"].calibrate
+    marked = dict(register)
+    marked["New Construction Land"] = dataclasses.replace(
+        register["New Construction Land"], calibrate=True
+    )
+    with pytest.raises(ValueError, match=r"\['New Construction Land'\] are policy levers"):
+        parameter_specs(marked)
+    assert "New Construction Land" not in [spec.name for spec in parameter_specs(register)]

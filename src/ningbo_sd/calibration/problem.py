@@ -285,6 +285,13 @@ def parameter_specs(
     list of ParameterSpec
     """
     candidates = {entry.name: entry for entry in calibration_candidates(register)}
+    levers = _lever_constants()
+    policy = sorted(name for name in candidates if name in levers)
+    if policy:
+        raise ValueError(
+            f"assumptions register: {policy} are policy levers (scenarios/registry/levers.yaml) "
+            "marked calibrate = true; a lever is a scenario's choice: set calibrate = false"
+        )
     if names is None:
         chosen = list(candidates.values())
     else:
@@ -299,6 +306,20 @@ def parameter_specs(
         ParameterSpec(name=a.name, low=a.low, high=a.high, default=a.centre, assumption=a)
         for a in chosen
     ]
+
+
+def _lever_constants() -> set[str]:
+    """Model constants a scenario sets as policy levers (every period of a path lever)."""
+    from ningbo_sd.scenarios.levers import load_levers
+
+    names: set[str] = set()
+    for lever in load_levers().values():
+        if lever.kind == "path":
+            for period in ("2021 2025", "2026 2035"):
+                names |= {f"{lever.model_name} {period}", f"{lever.model_name} Shape {period}"}
+        else:
+            names.add(lever.model_name)
+    return names
 
 
 def fit_through(terms: list, year: int) -> list:
