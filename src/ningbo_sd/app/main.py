@@ -367,16 +367,18 @@ def create_app(
         The session's page.
     """
     from ningbo_sd.app.bokehjs import install_fixes
-    from ningbo_sd.app.serve import bound_query
+    from ningbo_sd.app.serve import bound_query, release_views
 
     pn.config.exception_handler = report_unexpected
     doc = pn.state.curdoc
     context = None if doc is None else doc.session_context
     # before anything asks for pn.state.location, which parses the URL's query
     dropped = bound_query(None if context is None else context.request)
+    if context is not None:  # Panel 1.9 keeps a view of every page until this runs
+        pn.state.on_session_destroyed(release_views)
     app = App(scenario_dirs=scenario_dirs, calibrated=calibrated)
     app.sync_url(dropped)
-    install_fixes(pn.state.curdoc)  # cheaper chart repaints in the browser
+    install_fixes(doc)  # cheaper chart repaints in the browser
     return app.page()
 
 
