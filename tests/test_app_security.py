@@ -29,6 +29,8 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from servers import free_port
+from servers import served as serve_app
 
 REPO = Path(__file__).resolve().parents[1]
 INVESTMENT = "investment_growth_2021_2025"
@@ -223,12 +225,6 @@ def test_the_default_allow_list_is_this_machine_at_this_port(monkeypatch):
     assert host_allowed("sim.example.org", hosts) and not host_allowed("0.0.0.0:5006", hosts)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_a_port_in_use_is_named_in_one_line():
     from ningbo_sd.app.serve import port_problem
 
@@ -298,28 +294,10 @@ def served(tmp_path_factory):
     folder = tmp_path_factory.mktemp("served")
     port = free_port()
     env = dict(os.environ, NINGBO_SD_ALLOWED_HOSTS=f"env-allowed.example:{port}")
-    log = (folder / "server.log").open("w")
     command = ["-m", "ningbo_sd", "app", "--port", str(port), "--save-dir", str(folder)]
-    server = subprocess.Popen(
-        [sys.executable, *command, "--allow-host", f"cli-allowed.example:{port}"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and server.poll() is None:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.5)
-        assert server.poll() is None, (folder / "server.log").read_text()
+    command = [sys.executable, *command, "--allow-host", f"cli-allowed.example:{port}"]
+    with serve_app(command, port, folder / "server.log", REPO, env):
         yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 @pytest.mark.slow

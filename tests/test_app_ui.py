@@ -9,10 +9,10 @@ read from the page's Bokeh document.
 from __future__ import annotations
 
 import re
-import socket
 import time
 
 import pytest
+from servers import free_port, served, wait_for_port
 
 pytestmark = pytest.mark.ui
 
@@ -42,12 +42,6 @@ SET_SLIDER_JS = """([name, value]) => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The app served on a free local port for this module's tests."""
@@ -67,12 +61,7 @@ def server(tmp_path_factory):
         show=False,
         title="test",
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
+    wait_for_port(port, None, 30)
     yield f"http://127.0.0.1:{port}/"
     handle.stop()
 
@@ -328,35 +317,17 @@ def test_bad_url_value_shows_a_message_not_a_traceback(browser, server):
 
 @pytest.mark.slow
 def test_python_app_py_serves_the_app(browser, tmp_path, repo):
-    import subprocess
     import sys
 
     port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port), "--save-dir", str(tmp_path)],
-        cwd=repo,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and server.poll() is None:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.5)
-        assert server.poll() is None, (tmp_path / "server.log").read_text()
+    command = [sys.executable, "app.py", "--port", str(port), "--save-dir", str(tmp_path)]
+    with served(command, port, tmp_path / "server.log", repo, timeout=180):
         context = browser.new_context()
         tab = context.new_page()
         tab.goto(f"http://127.0.0.1:{port}/", wait_until="load")
         tab.wait_for_function(READY_JS, timeout=LOAD_TIMEOUT_MS)
         assert re.fullmatch(r"\d{1,3}(,\d{3})+", big_number(tab))
         context.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 FAN_RANGES_JS = """() => {
