@@ -1,0 +1,47 @@
+"""Monte Carlo conditioned on history: importance weights per sample, independent of chunking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from ningbo_sd.calibration.history import effective_sample_size, history_likelihood
+from ningbo_sd.uncertainty.montecarlo import prepare, run_monte_carlo, run_samples
+from ningbo_sd.uncertainty.sampling import POSTERIOR_COLUMN, sample_table
+
+N, SEED = 300, 5
+
+
+@pytest.mark.slow
+def test_weighted_runs_are_the_same_whatever_the_chunking(tmp_path):
+    runs = {
+        chunk: run_monte_carlo(
+            "baseline", N, SEED, output=tmp_path / f"{chunk}.parquet", chunk_size=chunk,
+            condition=history_likelihood,
+        )
+        for chunk in (37, N)
+    }  # fmt: skip
+    tables = {chunk: pq.read_table(tmp_path / f"{chunk}.parquet") for chunk in runs}
+    assert tables[37].equals(tables[N])
+    log_weight = tables[N]["log_weight"].to_numpy()
+    np.testing.assert_array_equal(tables[N]["weight"].to_numpy(), np.exp(log_weight))
+    # the summary's effective sample size is the file's weights'
+    assert runs[N].effective_samples == pytest.approx(effective_sample_size(log_weight), rel=1e-6)
+    assert runs[37].effective_samples == runs[N].effective_samples
+    # conditioning does something, and does not collapse onto a handful of samples
+    assert 10 < runs[N].effective_samples < N
+
+
+@pytest.mark.slow
+def test_a_sample_as_good_as_its_posterior_draw_weighs_one():
+    """The weight is the likelihood ratio against the sample's own posterior draw."""
+    prepared = prepare("baseline", targets=False)
+    history = history_likelihood(prepared)
+    table = sample_table(prepared.spec, 20, SEED)
+    # strip everything but the posterior draw: no noise, vectors at their defaults
+    draws_only = table[[c for c in prepared.spec.names if c in table] + [POSTERIOR_COLUMN]]
+    draws_only = draws_only.drop(columns=[v for v in prepared.context.vectors if v in draws_only])
+    results = run_samples(draws_only, prepared.context)
+    log_weights = history.log_weights(results, table[POSTERIOR_COLUMN].to_numpy())
+    np.testing.assert_allclose(log_weights, 0.0, atol=1e-9)
