@@ -1,5 +1,5 @@
-"""One way for tests to start the app in a subprocess and wait for it: a free local port and
-a served process that is always stopped."""
+"""One way for tests to serve the app and look at it: a free local port, a served process
+that is always stopped, and headless Chromium (Debian's, driven by Playwright)."""
 
 from __future__ import annotations
 
@@ -42,3 +42,30 @@ def served(command: list[str], port: int, log: Path, cwd: Path, env=None, timeou
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+#: Debian's Chromium; never `playwright install` (no internet).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@contextlib.contextmanager
+def headless_chromium():
+    """A headless Chromium for the block (Playwright's synchronous API)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -29,7 +29,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from servers import free_port
+from servers import free_port, headless_chromium
 from servers import served as serve_app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -336,15 +336,6 @@ def test_an_overlong_url_value_is_not_a_server_error(served, query):
 
 
 # ---------------------------------------------------------------- a real browser
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 READY_JS = """() => {
   if (!window.Bokeh || !Bokeh.documents.length) return false;
   const cds = Bokeh.documents[0].get_model_by_name('current-run');
@@ -367,14 +358,8 @@ FILE_NAME = "<img src=x onerror=console.log(String.fromCharCode(80,87,78))>"
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+    with headless_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 def open_page(browser, url: str):

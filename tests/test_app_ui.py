@@ -12,19 +12,10 @@ import re
 import time
 
 import pytest
-from servers import free_port, served, wait_for_port
+from servers import free_port, headless_chromium, served, wait_for_port
 
 pytestmark = pytest.mark.ui
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 LOAD_TIMEOUT_MS = 60_000
 LAST_OUTPUT_JS = """() => {
   const cds = Bokeh.documents[0].get_model_by_name('current-run');
@@ -68,14 +59,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+    with headless_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture()
