@@ -50,25 +50,31 @@ class HistoryLikelihood:
     reference: np.ndarray
 
     def log_likelihood(self, results) -> np.ndarray:
-        """``-0.5 * sum(residual^2)`` over the terms, for each sample of a batch.
-
-        Parameters
-        ----------
-        results : xarray.Dataset
-            Headline columns over ``(sample, year)``.
-        """
-        years = results["year"].to_numpy()
-        total = np.zeros(results.sizes["sample"])
-        for term in self.terms:
-            series = results[term.column].transpose("sample", "year").to_numpy() * term.scale
-            residual = (measure_values(series, term, years) - term.value) / term.tolerance
-            total += np.where(np.isfinite(residual), residual, NON_FINITE_RESIDUAL) ** 2
-        return -0.5 * total
+        """:func:`log_likelihood` of this history's terms."""
+        return log_likelihood(self.terms, results)
 
     def log_weights(self, results, draws: np.ndarray | None) -> np.ndarray:
         """Log importance weights of a batch (``draws``: each sample's posterior row)."""
         reference = self.reference[draws] if draws is not None else self.reference[0]
         return self.log_likelihood(results) - reference
+
+
+def log_likelihood(terms, results) -> np.ndarray:
+    """``-0.5 * sum(residual^2)`` over the terms, for each sample of a batch.
+
+    Parameters
+    ----------
+    terms : sequence of ObservationTerm
+    results : xarray.Dataset
+        Headline columns over ``(sample, year)``.
+    """
+    years = results["year"].to_numpy()
+    total = np.zeros(results.sizes["sample"])
+    for term in terms:
+        series = results[term.column].transpose("sample", "year").to_numpy() * term.scale
+        residual = (measure_values(series, term, years) - term.value) / term.tolerance
+        total += np.where(np.isfinite(residual), residual, NON_FINITE_RESIDUAL) ** 2
+    return -0.5 * total
 
 
 def history_likelihood(prepared, terms: list | None = None) -> HistoryLikelihood:
@@ -101,8 +107,7 @@ def history_likelihood(prepared, terms: list | None = None) -> HistoryLikelihood
         engine_columns(table, vectors) if draws is not None else table,
         prepared.context,
     )
-    likelihood = HistoryLikelihood(terms, np.zeros(1))
-    return HistoryLikelihood(terms, likelihood.log_likelihood(results))
+    return HistoryLikelihood(terms, log_likelihood(terms, results))
 
 
 def effective_sample_size(log_weights: np.ndarray) -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ningbo_sd.model.safety import ModelFileError, check_model_text
+from ningbo_sd.model.safety import ModelFileError, check_model_text, model_file_opened
 from ningbo_sd.resources import model_file
 
 MODEL_PATH = model_file()
@@ -86,14 +86,8 @@ def file_digest(path: str | Path) -> str:
     from ningbo_sd.engine.compiler import file_digest as digest  # the engine's cache key
 
     path = Path(path)
-    try:
+    with model_file_opened(path):
         return digest(path)
-    except FileNotFoundError:
-        raise ModelFileError(
-            f"{path}: model file not found (expected a Vensim .mdl file)"
-        ) from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a folder (expected a Vensim .mdl file)") from None
 
 
 def module_salt(module_file: str) -> bytes:

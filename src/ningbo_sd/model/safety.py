@@ -39,6 +39,7 @@ continuation; the SDXorg test suite and the Ningbo model pass
 from __future__ import annotations
 
 import codecs
+import contextlib
 import re
 import unicodedata
 import warnings
@@ -157,16 +158,23 @@ def _declared_encoding(path: Path, data: bytes) -> str:
         ) from None
 
 
-def _read_text(path: Path) -> str:
-    """The file's text as PySD reads it, or a refusal if it is not plain text."""
+@contextlib.contextmanager
+def model_file_opened(path: Path):
+    """Turn a missing model file, or a folder given as one, into a one-line ModelFileError."""
     try:
-        data = path.read_bytes()
+        yield
     except FileNotFoundError:
         raise ModelFileError(
             f"{path}: model file not found (expected a Vensim .mdl file)"
         ) from None
     except IsADirectoryError:
         raise ModelFileError(f"{path}: is a folder (expected a Vensim .mdl file)") from None
+
+
+def _read_text(path: Path) -> str:
+    """The file's text as PySD reads it, or a refusal if it is not plain text."""
+    with model_file_opened(path):
+        data = path.read_bytes()
     nul = data.find(b"\x00")
     if nul >= 0:
         raise ModelFileError(
