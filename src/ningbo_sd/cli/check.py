@@ -27,13 +27,13 @@ SECTIONS: dict[str, str] = {
 #: Columns shown per section in the table format (all columns go to json and csv).
 SHOWN: dict[str, tuple[str, ...]] = {
     "out_of_sample": ("id", "year", "observed", "model", "ape_pct", "growth_error_pp", "q05",
-                      "q95", "in_90", "status"),
+                      "q95", "in_90", "p05", "p95", "in_90p", "status"),
     "in_sample": ("id", "year", "observed", "model", "tolerance", "status", "reason"),
     "hindcast": ("id", "year", "observed", "model", "ape_pct", "growth_error_pp", "q05", "q95",
                  "in_90", "status"),
 }  # fmt: skip
 #: Rows shown per section in the table format: the ones worth reading.
-NOTEWORTHY = ("fail", "known_failure", "miss", "compared", "secondary")
+NOTEWORTHY = ("fail", "known_failure", "miss", "compared", "secondary", "info")
 
 
 def run_sections(names: list[str], calibrated: Path | None = None) -> list:
@@ -72,6 +72,33 @@ def record_mape(sections) -> None:
     )
     write_text_atomically(RECORD_FILE, text)
     typer.echo(f"recorded out-of-sample MAPE {float(guard['model']):.2f}% in {RECORD_FILE.name}")
+
+
+def record_discrepancy(sections) -> None:
+    """Write the discrepancy the hindcast estimates into ``calibration/discrepancy.yaml``."""
+    from ningbo_sd.io import write_text_atomically
+    from ningbo_sd.uncertainty.discrepancy import discrepancy_file
+    from ningbo_sd.validation.hindcast import estimate_discrepancy
+
+    found = [s for s in sections if s.name == "hindcast"]
+    if not found:
+        raise UserError("--record: run the hindcast section too")
+    estimate, n_errors = estimate_discrepancy(found[0].table)
+    path = discrepancy_file()
+    text = (
+        "# The model discrepancy (ningbo_sd.uncertainty.discrepancy): a stationary AR(1) log\n"
+        "# deviation of a published figure from the model's, with this standard deviation and\n"
+        "# year-to-year correlation. Maximum likelihood over the hindcast's forecast errors\n"
+        f"# ({n_errors} figures of 2019-2020, calibrated through 2018). Written by\n"
+        "# `ningbo-sd check --record`; `ningbo-sd check` reports when it no longer matches.\n"
+        f"sd: {estimate.sd:.6f}\n"
+        f"correlation: {estimate.correlation:.6f}\n"
+    )
+    write_text_atomically(path, text)
+    typer.echo(
+        f"recorded discrepancy sd {estimate.sd:.4f}, correlation {estimate.correlation:.4f} in "
+        f"{path.name} (the out-of-sample bands of this run used the previous record)"
+    )
 
 
 def _cell(value) -> str:
@@ -116,7 +143,7 @@ def render(sections, fmt: OutputFormat) -> str:
         if len(table):
             rows = [
                 [
-                    str(v) if name == "year" and v == v else _cell(v)
+                    str(v) if name == "year" and pd.notna(v) else _cell(v)
                     for name, v in zip(shown, row, strict=True)
                 ]
                 for row in table[shown].itertuples(index=False)
@@ -152,7 +179,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--record",
                 help="Record this out-of-sample MAPE as the regression guard (when landing a "
-                "model change that earns it).",
+                "model change that earns it) and the hindcast's model discrepancy.",
             ),
         ] = False,
     ) -> None:
@@ -170,6 +197,7 @@ def register(app: typer.Typer) -> None:
         sections = run_sections(list(section or []), calibrated)
         if record:
             record_mape(sections)
+            record_discrepancy(sections)
         emit(render(sections, fmt), output)
         if not all(s.passed for s in sections if s.gate):
             raise typer.Exit(1)

@@ -74,8 +74,14 @@ def print_summary(summary) -> None:
                 for p, e in zip(table["probability"], table["std_error"], strict=True)
             ],
         )
-        typer.echo("\nProbability of meeting each target (± one standard error):")
-        typer.echo(shown[["label_en", "target", "probability"]].to_string())
+        columns = ["label_en", "target", "probability"]
+        heading = "\nProbability of meeting each target (± one standard error)"
+        if "predictive" in table:
+            shown["predictive"] = [f"{p:.1%}" if p == p else "-" for p in table["predictive"]]
+            columns.append("predictive")
+            heading += "; predictive: that the published figure meets it (model discrepancy)"
+        typer.echo(heading + ":")
+        typer.echo(shown[columns].to_string())
     if summary.output is not None:
         typer.echo(f"\nwrote {summary.n_samples:,} samples to {summary.output}")
 
@@ -128,9 +134,20 @@ def register(app: typer.Typer) -> None:
                 )
             ),
         ] = True,
+        predictive: Annotated[
+            bool,
+            typer.Option(
+                help=(
+                    "Also give each target's predictive probability: that the published "
+                    "figure meets it, allowing for the model discrepancy the hindcast measured "
+                    "(calibration/discrepancy.yaml)."
+                )
+            ),
+        ] = True,
     ) -> None:
         """Run a Monte Carlo ensemble; print quantiles and the probability of each target."""
         from ningbo_sd.cli import _calibration
+        from ningbo_sd.uncertainty.discrepancy import load_discrepancy
         from ningbo_sd.uncertainty.montecarlo import prepare, run_monte_carlo
         from ningbo_sd.uncertainty.sampling import SPEC_FILE
 
@@ -155,6 +172,7 @@ def register(app: typer.Typer) -> None:
             progress=progress,
             calibrated=_calibration(calibration),
             condition=_history if condition else None,
+            discrepancy=load_discrepancy() if predictive else None,
         )
         print_summary(summary)
 

@@ -450,6 +450,7 @@ def run_monte_carlo(
     calibrated: str | Path | None = CALIBRATED_FILE,
     progress: bool | None = None,
     condition=None,
+    discrepancy=None,
 ) -> MonteCarloSummary:
     """Run a Monte Carlo ensemble of a scenario.
 
@@ -488,6 +489,10 @@ def run_monte_carlo(
         ``condition(prepared)`` returns the ``history`` of the chunk context (importance
         weights conditioning the ensemble on history, e.g.
         :func:`ningbo_sd.calibration.history.history_likelihood`); None: unweighted.
+    discrepancy : ningbo_sd.uncertainty.discrepancy.Discrepancy, optional
+        Adds to the probability table the *predictive* probability of each target (column
+        ``predictive``): that the published figure meets it, the model's value moved by the
+        model discrepancy (:mod:`ningbo_sd.uncertainty.discrepancy`).
 
     Returns
     -------
@@ -543,7 +548,9 @@ def run_monte_carlo(
     )  # fmt: skip
     bounds = chunk_bounds(n_samples, DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size)
     tables = (sample_table(resolved, n_samples, seed, design, lo, hi) for lo, hi in bounds)
-    summary = SummaryAccumulator(context.indicators, summary_years, context.target_ids)
+    summary = SummaryAccumulator(
+        context.indicators, summary_years, context.target_ids, discrepancy=discrepancy
+    )
     metadata = {
         "scenario": prepared.scenario_name,
         "n_samples": n_samples,

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -163,6 +164,32 @@ class _Column:
         return exact.ratio(self.total, self.valid << -exact.TINY_EXPONENT)
 
 
+@dataclass(frozen=True)
+class _TargetReading:
+    measure: str
+    span: int | None
+    op: str
+    value: float
+
+
+def _target_specs(target_ids) -> dict[str, _TargetReading]:
+    """How each target is read on the discrepancy's log scale (scored ``>=``/``<=`` only)."""
+    from ningbo_sd.uncertainty.discrepancy import SCENARIO_INPUTS, span_of
+    from ningbo_sd.uncertainty.results import modelled_targets
+
+    wanted = set(target_ids)
+    return {
+        spec.id: _TargetReading(
+            spec.measure, span_of(spec.measure, spec.year, spec.year_start), spec.op, spec.value
+        )
+        for spec in modelled_targets()
+        if spec.id in wanted
+        and spec.op in (">=", "<=")
+        and not spec.assumed
+        and spec.column not in SCENARIO_INPUTS
+    }
+
+
 class SummaryAccumulator:
     """Quantiles, means and target probabilities of a Monte Carlo run, out of core.
 
@@ -182,7 +209,9 @@ class SummaryAccumulator:
         Probabilities of the quantile table.
     """
 
-    def __init__(self, indicators, years, target_ids, quantiles=QUANTILES) -> None:
+    def __init__(
+        self, indicators, years, target_ids, quantiles=QUANTILES, discrepancy=None
+    ) -> None:
         self.columns = [f"{i}:{y}" for i in indicators if i != "binding_constraint" for y in years]
         self.binding = [f"binding_constraint:{y}" for y in years]
         self.target_ids = list(target_ids or [])
@@ -195,6 +224,9 @@ class SummaryAccumulator:
         self._binding: dict[str, _Histogram] = {}
         count = len(self.target_ids)
         self._targets = {key: [0] * count for key in ("met", "known", "met_w", "known_w", "sq")}
+        self.discrepancy = discrepancy
+        self._predictive = {key: [0] * count for key in ("met", "known")}
+        self._specs = _target_specs(self.target_ids) if discrepancy is not None else {}
         self._quantiles: pd.DataFrame | None = None
 
     def add(self, frame: pd.DataFrame, weights=None) -> None:
@@ -239,6 +271,23 @@ class SummaryAccumulator:
                 self._targets["met_w"][position] += exact.int_sum(w[met])
                 self._targets["known_w"][position] += exact.int_sum(w[known])
                 self._targets["sq"][position] += exact.int_dot(w[known], w[known])
+            if self.discrepancy is not None:
+                self._add_predictive(position, frame[f"target:{target}:value"].to_numpy(), w)
+
+    def _add_predictive(self, position: int, values: np.ndarray, w) -> None:
+        """Fold in each sample's probability that the published figure meets the target."""
+        spec = self._specs.get(self.target_ids[position])
+        if spec is None:
+            return
+        p = self.discrepancy.probability(
+            np.asarray(values, dtype=float), spec.measure, spec.span, spec.op, spec.value
+        )
+        defined = np.isfinite(p)
+        unit = exact.fixed_point(np.ones(len(p))) if w is None else w
+        # the products are per sample (no grouping), so the sums are exact in any chunking
+        met = np.rint(unit[defined] * p[defined]).astype(np.int64)
+        self._predictive["met"][position] += exact.int_sum(met)
+        self._predictive["known"][position] += exact.int_sum(unit[defined])
 
     def needs(self, frame: pd.DataFrame) -> list[str]:
         """The columns of a chunk that :meth:`finish` reads back (for a scratch file)."""
@@ -258,12 +307,19 @@ class SummaryAccumulator:
         """
         t = self._targets
         if not self.weighted:
-            return probability_table(self.target_ids, t["met"], t["known"], self.rows)
-        probability = [exact.ratio(m, k) for m, k in zip(t["met_w"], t["known_w"], strict=True)]
-        effective = [exact.ratio(k * k, s) for k, s in zip(t["known_w"], t["sq"], strict=True)]
-        return probability_table(
-            self.target_ids, t["met"], t["known"], self.rows, probability, effective
-        )
+            table = probability_table(self.target_ids, t["met"], t["known"], self.rows)
+        else:
+            probability = [exact.ratio(m, k) for m, k in zip(t["met_w"], t["known_w"], strict=True)]
+            effective = [exact.ratio(k * k, s) for k, s in zip(t["known_w"], t["sq"], strict=True)]
+            table = probability_table(
+                self.target_ids, t["met"], t["known"], self.rows, probability, effective
+            )
+        if self.discrepancy is not None:
+            p = self._predictive
+            table["predictive"] = [
+                exact.ratio(m, k) for m, k in zip(p["met"], p["known"], strict=True)
+            ]
+        return table
 
     def binding_shares(self) -> pd.DataFrame:
         """Share of samples (of the weight, when weighted) where each constraint binds."""

@@ -9,9 +9,11 @@ of 2019-2020 (the plan's and the published ones) with the point run and the band
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ningbo_sd.calibration.history import effective_sample_size
 from ningbo_sd.calibration.observations import (
@@ -23,10 +25,18 @@ from ningbo_sd.calibration.observations import (
 )
 from ningbo_sd.calibration.problem import load_problem
 from ningbo_sd.resources import calibration_dir
+from ningbo_sd.uncertainty.discrepancy import (
+    LEVEL_MEASURES,
+    Discrepancy,
+    estimate,
+    load_discrepancy,
+    to_log,
+)
 from ningbo_sd.validation import Section
 from ningbo_sd.validation.evidence import (
     BAND_SAMPLES,
     BAND_SEED,
+    append_row,
     band_results,
     compare_terms,
     error_summary,
@@ -87,8 +97,68 @@ def hindcast(
     table = compare_terms(terms, point, ensemble, log_weights=log_weights)
     figures, text = error_summary(table)
     text += f"; effective sample size {effective_sample_size(log_weights):,.0f}"
+    estimate, n_errors = estimate_discrepancy(table)
+    recorded = load_discrepancy()
+    agrees = recorded is not None and all(
+        math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+        for a, b in ((estimate.sd, recorded.sd), (estimate.correlation, recorded.correlation))
+    )
+    text += (
+        f"; discrepancy from these {n_errors} forecast errors: sd {estimate.sd:.3f}, "
+        f"correlation {estimate.correlation:.2f}"
+    )
+    table = append_row(table, {
+        "id": "discrepancy",
+        "measure": "sd, correlation",
+        "observed": recorded.sd if recorded is not None else np.nan,
+        "model": estimate.sd,
+        "status": "info" if agrees else "fail",
+        "reason": (
+            f"estimated sd {estimate.sd:.4f}, correlation {estimate.correlation:.4f} "
+            + (
+                f"{'=' if agrees else '!='} recorded {recorded.sd:.4f}, "
+                f"{recorded.correlation:.4f}"
+                if recorded is not None
+                else "(nothing recorded)"
+            )
+            + ("" if agrees else ": run `ningbo-sd check --record`")
+        ),
+    })  # fmt: skip
     summary = (
         f"calibrated through {THROUGH}, forecasting {WINDOW.start}-{WINDOW.stop - 1}: "
         f"{figures['compared']} figures, {text} ({n_samples:,} samples, seed {seed})"
     )
     return Section("hindcast", "Hindcast: fit to 2018, forecast 2019-2020", table, summary)
+
+
+def forecast_errors(table: pd.DataFrame) -> pd.DataFrame:
+    """Log-scale errors of the compared rows that have a log scale.
+
+    Columns ``id``, ``error`` (``log observed - log model``), ``span`` (0 for a level) and
+    ``model_variance`` (the ensemble's, from its 90% band: ``((log q95 - log q05) / 3.29)^2``).
+    """
+    rows = []
+    counted = table[(table["status"] == "compared") & table["model"].notna()]
+    for _, row in counted.iterrows():
+        level = row["measure"] in LEVEL_MEASURES
+        if not level and pd.isna(row["year_start"]):
+            continue
+        span = None if level else int(row["year"]) - int(row["year_start"])
+        logged = to_log(
+            [row["observed"], row["model"], row["q05"], row["q95"]], row["measure"], span
+        )
+        if not np.isfinite(logged).all():
+            continue  # no log scale (points, absolute changes) or a non-positive value
+        width = (logged[3] - logged[2]) / (2 * 1.6448536269514722)
+        rows.append(
+            {"id": row["id"], "error": logged[0] - logged[1], "span": span or 0,
+             "model_variance": width**2}
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=["id", "error", "span", "model_variance"])
+
+
+def estimate_discrepancy(table: pd.DataFrame) -> tuple[Discrepancy, int]:
+    """The maximum-likelihood discrepancy of a hindcast table, and how many errors it used."""
+    errors = forecast_errors(table)
+    found, _ = estimate(errors["error"], errors["span"], errors["model_variance"])
+    return found, len(errors)
