@@ -113,11 +113,24 @@ class _Histogram:
             return self.counts.tolist()
         return [(h << 32) + lo for h, lo in zip(self.high.tolist(), self.low.tolist(), strict=True)]
 
+    def cumulative(self) -> np.ndarray:
+        """The cumulative measure per bin: int64 while the total fits, else Python ints."""
+        if not self.weighted:
+            return np.cumsum(self.counts)
+        high, low = np.cumsum(self.high), np.cumsum(self.low)  # each far below 2**63
+        if (int(high[-1]) << 32) + int(low[-1]) < 2**62:  # exact in int64
+            return (high << np.int64(32)) + low
+        return np.cumsum(np.array(self.measure(), dtype=object))
+
     def locate(self, threshold: int) -> tuple[int, int]:
         """The first bin where the cumulative measure reaches ``threshold``, and the rest."""
-        cumulative = np.cumsum(np.array(self.measure(), dtype=object)).tolist()
-        position = min(bisect.bisect_left(cumulative, threshold), len(cumulative) - 1)
-        return position, threshold - (cumulative[position - 1] if position else 0)
+        cumulative = self.cumulative()
+        if cumulative.dtype == object:
+            listed = cumulative.tolist()
+            position = min(bisect.bisect_left(listed, threshold), len(listed) - 1)
+        else:
+            position = min(int(np.searchsorted(cumulative, threshold)), len(cumulative) - 1)
+        return position, threshold - (int(cumulative[position - 1]) if position else 0)
 
 
 class _Column:
