@@ -59,6 +59,7 @@ def out_of_view(fig) -> list[str]:
 def test_uncertainty_section_matches_the_project_monte_carlo(app):
     from ningbo_sd.app.uncertainty import QUANTILE_NAMES
     from ningbo_sd.calibration.history import history_likelihood
+    from ningbo_sd.uncertainty.discrepancy import SCENARIO_INPUTS, load_discrepancy
     from ningbo_sd.uncertainty.montecarlo import run_monte_carlo
 
     app.show_section("uncertainty")
@@ -83,6 +84,20 @@ def test_uncertainty_section_matches_the_project_monte_carlo(app):
     quantiles = reference.quantiles.loc[("gross_output", 2035)]
     assert outcome.fans["gross_output"].loc[2035, "q05"] == pytest.approx(quantiles["q05"])
     assert outcome.fans["gross_output"].loc[2035, "q95"] == pytest.approx(quantiles["q95"])
+    # the probability that the published figure meets each target, as `ningbo-sd mc` gives it
+    predictive = run_monte_carlo(
+        app.state.current_scenario(), n_samples=120, seed=3, condition=history_likelihood,
+        discrepancy=load_discrepancy(),
+    ).probabilities["predictive"]  # fmt: skip
+    assert outcome.predictive is not None and predictive.notna().sum() >= 20
+    for target, probability in predictive.dropna().items():
+        assert outcome.predictive[target] == pytest.approx(probability, abs=1e-8), target
+    for name, fan in outcome.fans.items():  # the band with model error holds the model's
+        if name in SCENARIO_INPUTS:
+            np.testing.assert_array_equal(fan["p05"], fan["q05"])
+        else:
+            assert (fan["p05"] < fan["q05"]).all() and (fan["p95"] > fan["q95"]).all(), name
+    assert "allowing for the model" in view.summary.object
     again = view.run(n_samples=120, seed=3)
     pd.testing.assert_frame_equal(again.fans["gross_output"], outcome.fans["gross_output"])
     for name, fig in view.figures.items():  # the bands and the current line are in view

@@ -133,6 +133,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     ),
     "band_90": ("5-95%", "5-95%"),
     "band_50": ("25-75%", "25-75%"),
+    "band_predictive": ("5-95% with model error", "含模型误差的5-95%"),
     "median": ("median", "中位数"),
     # calibration
     "calibration_intro": (

@@ -34,12 +34,15 @@ from ningbo_sd.app.state import AppState
 from ningbo_sd.app.text import html_text, pick, tr
 from ningbo_sd.app.views import scorecard_html
 from ningbo_sd.io import USER_ERRORS
+from ningbo_sd.uncertainty.discrepancy import load_discrepancy
 
 FAN_INDICATORS: tuple[str, ...] = ("gross_output", "value_added", "rd_intensity", "energy_use")
 SAMPLE_SIZES: tuple[int, ...] = (1000, 2000, 5000)
 CHUNK_SIZE = 500
 QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
 QUANTILE_NAMES: tuple[str, ...] = ("q05", "q25", "q50", "q75", "q95")
+#: The 90% band with the model discrepancy drawn (what a published figure may be).
+PREDICTIVE_NAMES: tuple[str, ...] = ("p05", "p95")
 FAN_COLOUR = "#1f5fa8"
 #: The doubling of gross output on 2020 by 2035, at current and at 2020 prices (scorecard ids).
 DOUBLING_TARGETS: tuple[tuple[str, str], ...] = (
@@ -60,6 +63,14 @@ SECTION_TEXTS: dict[str, dict[str, str]] = {
     "doubling_band": {
         "en": "{p} (90% band of the ratio {lo:.2f}-{hi:.2f}×)",
         "zh": "{p}（比值90%区间{lo:.2f}-{hi:.2f}倍）",
+    },
+    "doubling_predictive": {
+        "en": " — {p} allowing for the model's own error",
+        "zh": "——计入模型自身误差后为{p}",
+    },
+    "coverage_predictive": {
+        "en": "; inside the 90% band with model error: {in90} of {n}",
+        "zh": "；落在含模型误差的90%区间内：{in90}/{n}",
     },
     "coverage": {
         "en": "published figures on the charts inside the 90% band: {in90} of {n} "
@@ -96,6 +107,11 @@ class MonteCarloOutcome:
     ratios : pandas.DataFrame
         Per doubling reading (index ``nominal``, ``real``): the weighted 5/50/95%
         quantiles of gross output 2035 / 2020 (``q05``, ``q50``, ``q95``).
+    predictive : pandas.Series or None
+        Per target: the probability that the *published* figure meets it, the model's
+        value moved by the recorded model discrepancy
+        (:mod:`ningbo_sd.uncertainty.discrepancy`); None when none is recorded. The fans
+        then also carry ``p05`` and ``p95``, the 90% band with the discrepancy.
     """
 
     fans: dict
@@ -107,6 +123,7 @@ class MonteCarloOutcome:
     effective_samples: float = np.nan
     weighted: bool = False
     ratios: pd.DataFrame | None = None
+    predictive: pd.Series | None = None
 
 
 def prepare_ensemble(
@@ -187,8 +204,9 @@ def summarise(
     weights = (
         np.exp(log_weights - np.max(log_weights)) if weighted else np.ones(len(frame))
     )  # relative weights: the shares and quantiles do not depend on their scale
+    discrepancy = load_discrepancy()
     fans = {}
-    for indicator in indicators:
+    for position, indicator in enumerate(indicators):
         columns = [c for c in frame.columns if c.split(":")[0] == indicator and c.count(":") == 1]
         years = np.array([int(c.split(":")[1]) for c in columns])
         order = np.argsort(years)
@@ -197,6 +215,10 @@ def summarise(
         fans[indicator] = pd.DataFrame(
             levels, index=pd.Index(years[order], name="year"), columns=list(QUANTILE_NAMES)
         )
+        if discrepancy is not None:
+            fans[indicator][["p05", "p95"]] = predictive_band(
+                values, log_weights, discrepancy, indicator, seed + 7919 * (position + 1)
+            )
     met_columns = [c for c in frame.columns if c.startswith("target:") and c.endswith(":met")]
     probabilities = {}
     for column in met_columns:
@@ -217,6 +239,9 @@ def summarise(
             ratios[reading] = dict(zip(("q05", "q50", "q95"), levels, strict=True))
     ratios = pd.DataFrame.from_dict(ratios, orient="index", columns=["q05", "q50", "q95"])
     effective = effective_sample_size(log_weights) if weighted else float(len(frame))
+    predictive = (
+        predictive_probabilities(frame, weights, discrepancy) if discrepancy is not None else None
+    )
     return MonteCarloOutcome(
         fans,
         probabilities,
@@ -227,7 +252,43 @@ def summarise(
         effective_samples=effective,
         weighted=weighted,
         ratios=ratios,
+        predictive=predictive,
     )
+
+
+def predictive_band(values, log_weights, discrepancy, indicator: str, seed: int) -> np.ndarray:
+    """The weighted 5 and 95% quantiles ``(years, 2)`` with the discrepancy of a level drawn.
+
+    A scenario input (:data:`~ningbo_sd.uncertainty.discrepancy.SCENARIO_INPUTS`) keeps the
+    model's band: a published figure differs from it by policy, not by model error.
+    """
+    from ningbo_sd.uncertainty.discrepancy import SCENARIO_INPUTS, normals
+    from ningbo_sd.validation.evidence import weighted_quantiles
+
+    if indicator not in SCENARIO_INPUTS:
+        n_years = values.shape[1]
+        draws = normals(seed, len(values), n_years)
+        values = discrepancy.perturb(values, ["level"] * n_years, [None] * n_years, draws)
+    return weighted_quantiles(values, log_weights, (0.05, 0.95)).T
+
+
+def predictive_probabilities(frame: pd.DataFrame, weights, discrepancy) -> pd.Series:
+    """Per target: the weighted mean probability that the published figure meets it."""
+    from ningbo_sd.uncertainty.summary import target_readings
+
+    ids = [
+        c.split(":")[1] for c in frame.columns if c.startswith("target:") and c.endswith(":value")
+    ]
+    out = {}
+    for target, reading in target_readings(ids).items():
+        values = frame[f"target:{target}:value"].to_numpy(dtype=float)
+        p = discrepancy.probability(
+            values, reading.measure, reading.span, reading.op, reading.value
+        )
+        defined = np.isfinite(p)
+        total = weights[defined].sum()
+        out[target] = float(np.dot(weights[defined], p[defined]) / total) if total > 0 else np.nan
+    return pd.Series(out, dtype=float)
 
 
 def doubling_text(outcome: MonteCarloOutcome, language: str) -> str:
@@ -240,6 +301,11 @@ def doubling_text(outcome: MonteCarloOutcome, language: str) -> str:
         if ratios is not None and reading in ratios.index and np.isfinite(probability):
             lo, hi = ratios.loc[reading, "q05"], ratios.loc[reading, "q95"]
             text = section_text("doubling_band", language, p=text, lo=lo, hi=hi)
+        predictive = (
+            outcome.predictive.get(target, np.nan) if outcome.predictive is not None else np.nan
+        )
+        if np.isfinite(predictive):
+            text += section_text("doubling_predictive", language, p=f"{predictive:.0%}")
         readings[reading] = text
     return section_text("doubling", language, **readings)
 
@@ -272,6 +338,7 @@ def band_coverage(fans: dict) -> pd.DataFrame:
             if point.year not in fan.index:
                 continue
             band = fan.loc[point.year]
+            predictive = "p05" in band and np.isfinite(band[["p05", "p95"]]).all()
             rows.append(
                 {
                     "id": point.id,
@@ -281,10 +348,13 @@ def band_coverage(fans: dict) -> pd.DataFrame:
                     **{name: float(band[name]) for name in ("q05", "q25", "q75", "q95")},
                     "in_50": bool(band["q25"] <= point.value <= band["q75"]),
                     "in_90": bool(band["q05"] <= point.value <= band["q95"]),
+                    "in_90p": bool(band["p05"] <= point.value <= band["p95"])
+                    if predictive
+                    else None,
                 }
             )
     columns = ["id", "column", "year", "value", "q05", "q25", "q75", "q95", "in_50", "in_90"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=[*columns, "in_90p"])
 
 
 def coverage_text(outcome: MonteCarloOutcome, language: str) -> str:
@@ -292,13 +362,18 @@ def coverage_text(outcome: MonteCarloOutcome, language: str) -> str:
     table = band_coverage(outcome.fans)
     if table.empty:
         return ""
-    return section_text(
+    text = section_text(
         "coverage",
         language,
         in90=int(table["in_90"].sum()),
         in50=int(table["in_50"].sum()),
         n=len(table),
     )
+    known = table["in_90p"].notna()
+    if known.any():
+        inside = int(table.loc[known, "in_90p"].astype(bool).sum())
+        text += section_text("coverage_predictive", language, in90=inside, n=int(known.sum()))
+    return text
 
 
 def run_ensemble(
@@ -324,10 +399,13 @@ def run_ensemble(
 
 def fan_data(fan: pd.DataFrame | None) -> dict:
     """Column data of one fan chart."""
+    names = (*QUANTILE_NAMES, *PREDICTIVE_NAMES)
     if fan is None:
-        return {"year": [], **{name: [] for name in QUANTILE_NAMES}}
+        return {"year": [], **{name: [] for name in names}}
     data = {"year": fan.index.to_numpy(dtype=float).tolist()}  # lists: one message, no buffers
-    data.update({name: fan[name].to_numpy(dtype=float).tolist() for name in QUANTILE_NAMES})
+    for name in names:  # no discrepancy recorded: the predictive lines are not drawn
+        column = fan[name] if name in fan else pd.Series(np.nan, index=fan.index)
+        data[name] = column.to_numpy(dtype=float).tolist()
     return data
 
 
@@ -360,7 +438,7 @@ class UncertaintyView(Viewer):
         self.figures = {name: self._fan_figure(name) for name in FAN_INDICATORS}
         self.legend_items: list[tuple[LegendItem, str]] = []
         for figure in self.figures.values():
-            keys = ("band_90", "band_50", "median", "current")
+            keys = ("band_90", "band_50", "median", "band_predictive", "current")
             for item, key in zip(figure.legend[0].items, keys, strict=True):
                 self.legend_items.append((item, key))
         # the published figures: markers on the axis of the current run's line (named after
@@ -393,14 +471,19 @@ class UncertaintyView(Viewer):
             "year", "q25", "q75", source=source, fill_color=FAN_COLOUR, fill_alpha=0.35
         )
         median = figure.line("year", "q50", source=source, color=FAN_COLOUR, line_width=2.5)
+        predictive = [
+            figure.line("year", name, source=source, color=FAN_COLOUR, line_dash="dotted",
+                        line_width=1.5)
+            for name in PREDICTIVE_NAMES
+        ]  # fmt: skip
         line = figure.line(
             "year", indicator, source=current, color="#222222", line_dash="dashed", line_width=1.5
         )
         if indicator == "rd_intensity":
             figure.yaxis.formatter = NumeralTickFormatter(format="0.00")
         legend = Legend(location="top_left", label_text_font_size="11px", spacing=0, padding=4)
-        for renderer in (outer, inner, median, line):
-            legend.items.append(LegendItem(label=fixed_value(""), renderers=[renderer]))
+        for renderers in ([outer], [inner], [median], predictive, [line]):
+            legend.items.append(LegendItem(label=fixed_value(""), renderers=renderers))
         figure.add_layout(legend)
         return figure
 
@@ -470,11 +553,19 @@ class UncertaintyView(Viewer):
             self._rescale()
 
     def _rescale(self) -> None:
-        """Fit each fan chart's y axis to its 5-95 % band, the current run and the published."""
+        """Fit each fan chart's y axis to its bands, the current run and the published figures."""
         for name, figure in self.figures.items():
             fan, line = self.sources[name].data, self.current[name].data
             published = self.published.values(name)
-            fit_y_range(figure.y_range, fan["q05"], fan["q95"], line[name], published)
+            fit_y_range(
+                figure.y_range,
+                fan["q05"],
+                fan["q95"],
+                fan["p05"],
+                fan["p95"],
+                line[name],
+                published,
+            )
 
     def _relabel(self, *events) -> None:
         lang = self.state.language

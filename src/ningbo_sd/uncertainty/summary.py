@@ -178,21 +178,23 @@ class _Column:
 
 
 @dataclass(frozen=True)
-class _TargetReading:
+class TargetReading:
+    """A target as the discrepancy reads it: measure, span, op and threshold."""
+
     measure: str
     span: int | None
     op: str
     value: float
 
 
-def _target_specs(target_ids) -> dict[str, _TargetReading]:
+def target_readings(target_ids) -> dict[str, TargetReading]:
     """How each target is read on the discrepancy's log scale (scored ``>=``/``<=`` only)."""
     from ningbo_sd.uncertainty.discrepancy import SCENARIO_INPUTS, span_of
     from ningbo_sd.uncertainty.results import modelled_targets
 
     wanted = set(target_ids)
     return {
-        spec.id: _TargetReading(
+        spec.id: TargetReading(
             spec.measure, span_of(spec.measure, spec.year, spec.year_start), spec.op, spec.value
         )
         for spec in modelled_targets()
@@ -239,7 +241,7 @@ class SummaryAccumulator:
         self._targets = {key: [0] * count for key in ("met", "known", "met_w", "known_w", "sq")}
         self.discrepancy = discrepancy
         self._predictive = {key: [0] * count for key in ("met", "known")}
-        self._specs = _target_specs(self.target_ids) if discrepancy is not None else {}
+        self._specs = target_readings(self.target_ids) if discrepancy is not None else {}
         self._quantiles: pd.DataFrame | None = None
 
     def add(self, frame: pd.DataFrame, weights=None) -> None:
