@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +128,48 @@ def test_a_first_start_answers_on_numpy_while_numba_compiles_elsewhere(tmp_path,
         np.testing.assert_array_equal(during[name].to_numpy(), after[name].to_numpy())
     fresh = compile_model(path)
     assert fresh.kernel_cached() and not fresh.compile_in_background()
+
+
+_ORPHAN = """
+import os, sys, time
+from ningbo_sd.engine import compile_model
+cm = compile_model(sys.argv[1])
+assert cm.compile_in_background()
+print(cm._compiling.pid, flush=True)
+time.sleep(600)  # killed outright by the test: no atexit runs
+"""
+
+
+def test_a_background_compile_ends_with_a_parent_killed_outright(tmp_path):
+    """SIGKILL skips atexit; the compile notices its parent is gone and ends within seconds."""
+    pytest.importorskip("numba")
+    from ningbo_sd.resources import model_file
+
+    path = tmp_path / "ningbo.mdl"  # a compile of tens of seconds, in an empty cache
+    shutil.copy(model_file(), path)
+    env = {**os.environ, "NINGBO_SD_ENGINE_CACHE": str(tmp_path / "cache")}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN, str(path)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+        parent.kill()
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 8  # it checks every 0.5 s; the compile takes far longer
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(child), "the background compile outlived its parent"
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process (not a zombie) with this id runs."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

@@ -295,11 +295,14 @@ class CompiledModel:
                 self._fast.prepare()
             return False
         import atexit
+        import os
         import subprocess
         import sys
 
+        # --parent: it ends with this process, even one killed outright (no atexit)
+        command = [sys.executable, "-m", f"{__package__}.warm", "--parent", str(os.getpid())]
         self._compiling = subprocess.Popen(
-            [sys.executable, "-m", f"{__package__}.warm", str(self.path)],
+            [*command, str(self.path)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
