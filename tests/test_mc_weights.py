@@ -45,3 +45,31 @@ def test_a_sample_as_good_as_its_posterior_draw_weighs_one():
     results = run_samples(draws_only, prepared.context)
     log_weights = history.log_weights(results, table[POSTERIOR_COLUMN].to_numpy())
     np.testing.assert_allclose(log_weights, 0.0, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_a_weighted_file_read_back_gives_the_runs_weighted_figures(tmp_path):
+    """read_results uses the stored log weights: the same probabilities and quantiles."""
+    from ningbo_sd.uncertainty.results import read_results
+
+    summary = run_monte_carlo(
+        "baseline", N, SEED, output=tmp_path / "w.parquet", condition=history_likelihood
+    )
+    back = read_results(summary.output)
+    assert back.log_weights is not None and len(back.log_weights) == N
+    streamed = summary.probabilities
+    read = back.probabilities()
+    np.testing.assert_allclose(
+        read["probability"].to_numpy(dtype=float),
+        streamed["probability"].to_numpy(dtype=float),
+        atol=1e-9,
+    )
+    quantiles = back.quantiles().loc[("gross_output", 2035)]
+    expected = summary.quantiles.loc[("gross_output", 2035)]
+    for name in ("q05", "q50", "q95"):
+        assert quantiles[name] == pytest.approx(expected[name], rel=1e-12), name
+    assert quantiles["mean"] == pytest.approx(expected["mean"], rel=1e-9)
+    fan = back.fan("gross_output")
+    assert fan.loc[2035, "q95"] == pytest.approx(expected["q95"], rel=1e-12)
+    unweighted = run_monte_carlo("baseline", N, SEED, output=tmp_path / "u.parquet")
+    assert read_results(unweighted.output).log_weights is None

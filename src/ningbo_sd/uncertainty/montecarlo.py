@@ -33,7 +33,13 @@ import pandas as pd
 from ningbo_sd.scenarios.run import CALIBRATED_FILE
 from ningbo_sd.uncertainty.budget import check_ensemble_fits
 from ningbo_sd.uncertainty.noise import is_noise_column, resolve_noise
-from ningbo_sd.uncertainty.results import LAYOUT, SUMMARY_YEARS, ParquetStream, modelled_targets
+from ningbo_sd.uncertainty.results import (
+    LAYOUT,
+    LOG_WEIGHT_COLUMN,
+    SUMMARY_YEARS,
+    ParquetStream,
+    modelled_targets,
+)
 from ningbo_sd.uncertainty.sampling import (
     BLOCK_SIZE,
     DESIGNS,
@@ -161,7 +167,7 @@ def run_chunk(samples: pd.DataFrame, context: ChunkContext) -> pd.DataFrame:
     if context.history is not None:
         draws = samples[POSTERIOR_COLUMN].to_numpy() if POSTERIOR_COLUMN in samples else None
         log_weight = context.history.log_weights(results, draws)
-        columns["log_weight"] = log_weight
+        columns[LOG_WEIGHT_COLUMN] = log_weight
         columns[WEIGHT_COLUMN] = np.exp(log_weight)
     frame = pd.DataFrame(columns)
     if context.target_ids:

@@ -41,6 +41,10 @@ LAYOUT = (
 )
 
 
+#: Each sample's log importance weight in a results file conditioned on history.
+LOG_WEIGHT_COLUMN = "log_weight"
+
+
 def modelled_targets() -> list:
     """The scorecard's targets the model can compute (``TargetSpec`` objects)."""
     from ningbo_sd.scenarios.scorecard import load_target_specs
@@ -159,6 +163,24 @@ def quantile_frame(stats: dict, quantiles=QUANTILES) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["indicator", "year"])
 
 
+def weighted_quantiles(values: np.ndarray, log_weights, levels) -> np.ndarray:
+    """Quantiles of each column, weighted (the inverted weighted CDF), NaN rows left out.
+
+    ``log_weights`` None: unweighted (``numpy.nanquantile``'s default).
+    """
+    if log_weights is None:
+        return np.nanquantile(values, levels, axis=0)
+    weights = np.exp(np.asarray(log_weights) - np.max(log_weights))
+    out = np.full((len(levels), values.shape[1]), np.nan)
+    for column in range(values.shape[1]):
+        keep = np.isfinite(values[:, column]) & (weights > 0)
+        if keep.any():
+            out[:, column] = np.quantile(
+                values[keep, column], levels, weights=weights[keep], method="inverted_cdf"
+            )
+    return out
+
+
 def quantile_table(values: dict, quantiles=QUANTILES) -> pd.DataFrame:
     """Quantiles of ``{"<indicator>:<year>": samples}`` held in memory, as a table.
 
@@ -245,6 +267,9 @@ class MonteCarloResults:
     values, met : pandas.DataFrame
         Target values and met flags (index ``sample``, one column per target).
     metadata : dict
+    log_weights : numpy.ndarray or None
+        Each sample's log importance weight when the run was conditioned on history
+        (``ningbo-sd mc`` by default); the quantiles, fans and probabilities then use them.
     """
 
     samples: pd.DataFrame
@@ -252,6 +277,7 @@ class MonteCarloResults:
     values: pd.DataFrame
     met: pd.DataFrame
     metadata: dict
+    log_weights: np.ndarray | None = None
 
     def quantiles(self, years=SUMMARY_YEARS) -> pd.DataFrame:
         """Quantiles of every indicator in ``years`` (as printed by ``ningbo-sd mc``)."""
@@ -261,25 +287,52 @@ class MonteCarloResults:
             if name != "binding_constraint"
             for year in years
         }
-        return quantile_table(values)
+        if self.log_weights is None:
+            return quantile_table(values)
+        weights = self._weights()
+        stats = {}
+        for column, data in values.items():
+            data = np.asarray(data, dtype=float)
+            finite = np.isfinite(data)
+            if finite.any() and weights[finite].sum() > 0:
+                mean = float(np.average(data[finite], weights=weights[finite]))
+                levels = weighted_quantiles(data[:, None], self.log_weights, QUANTILES)[:, 0]
+                stats[column] = (mean, levels)
+            else:
+                stats[column] = (np.nan, [np.nan] * len(QUANTILES))
+        return quantile_frame(stats, QUANTILES)
 
     def fan(self, indicator: str, quantiles=QUANTILES) -> pd.DataFrame:
         """Quantiles of one indicator for every year (rows = years), for fan charts."""
         data = self.indicators[indicator].transpose("sample", "year").to_numpy()
-        levels = np.nanquantile(data, quantiles, axis=0)
+        levels = weighted_quantiles(data, self.log_weights, quantiles)
         columns = [f"q{round(q * 100):02d}" for q in quantiles]
         years = self.indicators["year"].to_numpy()
         return pd.DataFrame(levels.T, index=pd.Index(years, name="year"), columns=columns)
 
     def probabilities(self) -> pd.DataFrame:
-        """Probability of meeting each target: the mean of the per-sample met flags."""
+        """Probability of meeting each target: the (weighted) share of the per-sample met flags."""
         met = self.met.astype("Float64")
+        counts = met.sum().to_numpy(dtype=float), met.notna().sum().to_numpy(dtype=float)
+        if self.log_weights is None:
+            return probability_table(list(self.met.columns), *counts, len(self.met))
+        weights = self._weights()
+        probability, effective = [], []
+        for target in self.met.columns:
+            flags = met[target]
+            known = flags.notna().to_numpy()
+            hit = flags.fillna(False).to_numpy(dtype=bool)
+            total = weights[known].sum()
+            probability.append(weights[hit & known].sum() / total if total > 0 else np.nan)
+            square = np.square(weights[known]).sum()
+            effective.append(total**2 / square if square > 0 else np.nan)
         return probability_table(
-            list(self.met.columns),
-            met.sum().to_numpy(dtype=float),
-            met.notna().sum().to_numpy(dtype=float),
-            len(self.met),
+            list(self.met.columns), *counts, len(self.met), probability, effective
         )
+
+    def _weights(self) -> np.ndarray:
+        """The importance weights, scaled so that the largest is 1."""
+        return np.exp(self.log_weights - np.max(self.log_weights))
 
 
 def read_results(path: str | Path, indicators: list[str] | None = None) -> MonteCarloResults:
@@ -313,6 +366,9 @@ def read_results(path: str | Path, indicators: list[str] | None = None) -> Monte
     names = ["sample"] + [
         n for n in schema.names if n.startswith(("param:", "target:")) or n.split(":")[0] in wanted
     ]
+    weighted = LOG_WEIGHT_COLUMN in schema.names
+    if weighted:
+        names.append(LOG_WEIGHT_COLUMN)
     frame = pd.read_parquet(path, columns=names).set_index("sample")
     samples = frame[[c for c in frame if c.startswith("param:")]]
     samples.columns = [c.removeprefix("param:") for c in samples.columns]
@@ -324,4 +380,5 @@ def read_results(path: str | Path, indicators: list[str] | None = None) -> Monte
     targets = metadata["targets"]
     values = frame[[f"target:{t}:value" for t in targets]].set_axis(targets, axis=1)
     met = frame[[f"target:{t}:met" for t in targets]].set_axis(targets, axis=1)
-    return MonteCarloResults(samples, dataset, values, met, metadata)
+    log_weights = frame[LOG_WEIGHT_COLUMN].to_numpy(dtype=float) if weighted else None
+    return MonteCarloResults(samples, dataset, values, met, metadata, log_weights)

@@ -26,6 +26,7 @@ from ningbo_sd.io import read_yaml_file
 from ningbo_sd.plan.actuals import load_actuals
 from ningbo_sd.resources import calibrated_file, calibration_dir
 from ningbo_sd.uncertainty.discrepancy import load_discrepancy
+from ningbo_sd.uncertainty.results import weighted_quantiles
 from ningbo_sd.validation import Section
 
 #: The MAPE recorded when the model last landed: the regression guard of the build.
@@ -107,24 +108,6 @@ def band_results(
         return results, np.zeros(results.sizes["sample"])
     log_weights = history_likelihood(prepared, history_terms).log_weights(results, draws)
     return results, log_weights
-
-
-def weighted_quantiles(values: np.ndarray, log_weights, levels) -> np.ndarray:
-    """Quantiles of each column, weighted (the inverted weighted CDF), NaN rows left out.
-
-    ``log_weights`` None: unweighted (``numpy.nanquantile``'s default).
-    """
-    if log_weights is None:
-        return np.nanquantile(values, levels, axis=0)
-    weights = np.exp(np.asarray(log_weights) - np.max(log_weights))
-    out = np.full((len(levels), values.shape[1]), np.nan)
-    for column in range(values.shape[1]):
-        keep = np.isfinite(values[:, column]) & (weights > 0)
-        if keep.any():
-            out[:, column] = np.quantile(
-                values[keep, column], levels, weights=weights[keep], method="inverted_cdf"
-            )
-    return out
 
 
 def predictive_ensemble(terms, ensemble: np.ndarray, discrepancy, seed: int) -> np.ndarray:
