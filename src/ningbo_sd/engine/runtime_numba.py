@@ -54,10 +54,21 @@ NC = __NC__
 def _lk(LX, LY, st, n, x, mode):
     if n == 1:
         return LY[st]
-    for q in range(n):
-        if LX[st + q] == x:
-            return LY[st + q]
-    if x > LX[st + n - 1]:
+    if x != x:  # NaN: held at the first point, or interpolated to NaN
+        if mode == 1:
+            return LY[st]
+        return (LY[st + 1] - LY[st]) / (LX[st + 1] - LX[st]) * (x - LX[st]) + LY[st]
+    lo = 0  # binary search: the first point at or after x
+    hi = n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if LX[st + mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < n and LX[st + lo] == x:  # on a point: its value (the first of equal ones)
+        return LY[st + lo]
+    if lo == n:
         if mode == 2:
             x0 = LX[st + n - 2]
             x1 = LX[st + n - 1]
@@ -65,13 +76,11 @@ def _lk(LX, LY, st, n, x, mode):
             y1 = LY[st + n - 1]
             return y1 + (y1 - y0) / (x1 - x0) * (x - x1)
         return LY[st + n - 1]
-    if x < LX[st]:
+    if lo == 0:
         if mode == 2:
             return LY[st] + (LY[st + 1] - LY[st]) / (LX[st + 1] - LX[st]) * (x - LX[st])
         return LY[st]
-    j = 0
-    while j < n - 2 and LX[st + j + 1] <= x:
-        j += 1
+    j = lo - 1
     if mode == 1:
         return LY[st + j]
     x0 = LX[st + j]
