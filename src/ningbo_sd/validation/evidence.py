@@ -206,6 +206,8 @@ def append_row(table: pd.DataFrame, row: dict) -> pd.DataFrame:
     """``table`` with one more row (a summary row: the band flags become plain objects)."""
     flags = {c: object for c in ("in_50", "in_90", "in_50p", "in_90p") if c in table}
     table = table.astype(flags)
+    for column in [c for c in row if c not in table]:  # a column only summary rows have
+        table[column] = np.nan
     table.loc[len(table)] = row
     return table
 
