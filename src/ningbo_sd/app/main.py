@@ -434,12 +434,20 @@ def main(argv: list[str] | None = None) -> None:
         ),
     )
     parser.add_argument(
+        "--num-procs",
+        type=int,
+        default=1,
+        help="server processes sharing the port (0: one per CPU); see bench/README.md",
+    )
+    parser.add_argument(
         "--calibration",
         type=Path,
         default=None,
         help="calibration to run from (default: calibration/calibrated.yaml)",
     )
     args = parser.parse_args(argv)
+    if args.num_procs < 0:
+        parser.error(f"--num-procs {args.num_procs}: use 1 or more (0: one per CPU)")
     if args.calibration is not None and not args.calibration.is_file():
         parser.error(f"--calibration {args.calibration}: file not found")
     problem = port_problem(args.address, args.port)
@@ -455,7 +463,13 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         server = make_server(
-            session, port=args.port, address=args.address, hosts=hosts, title=TITLE, show=args.show
+            session,
+            port=args.port,
+            address=args.address,
+            hosts=hosts,
+            title=TITLE,
+            show=args.show,
+            num_procs=args.num_procs,
         )
     except OSError as exc:  # taken during the warm-up
         print(listen_error(exc, args.address, args.port), file=sys.stderr)

@@ -8,6 +8,9 @@
   127.0.0.1) could open a session. Other hosts get HTTP 403 for pages and websockets alike.
 * **The port** is tried before the warm-up, so that a port in use is one line, not a
   traceback half a minute later.
+* **Websockets** send without Nagle's delay (``TCP_NODELAY``), as browsers do.
+* **Workers**: ``num_procs`` forks server processes sharing the port; each stops with its
+  parent.
 * **URL values** longer than :data:`MAX_URL_VALUE_CHARS` are taken out of the request
   before Panel parses its query: Panel turns digit strings into ``int``, and a value with
   more than 4,300 digits (Python's limit on int-string conversion) made the page an HTTP
@@ -145,6 +148,43 @@ def guard_hosts(server, hosts: list[str]) -> None:
     server._tornado.default_router.rules.insert(0, Rule(OtherHost(), RefusedHost))
 
 
+def send_without_delay(server) -> None:
+    """Have the server's websockets send each frame at once (``TCP_NODELAY``).
+
+    A Bokeh message is several websocket frames (header, metadata, content, buffers),
+    each a small write. With Nagle's algorithm on (Tornado's default) the second frame
+    waits until the first is acknowledged, and the client's delayed acknowledgement
+    holds that back: one session's lever move took 44 ms instead of 33 ms on this
+    machine (``bench/README.md``, App capacity). Each websocket route's handler is
+    replaced by a subclass that turns the delay off when the connection opens. Call it
+    before the server starts.
+
+    Parameters
+    ----------
+    server : bokeh.server.server.Server
+        The server ``pn.serve(..., start=False)`` returned.
+    """
+    from tornado.websocket import WebSocketHandler
+
+    def without_delay(handler: type) -> type:
+        class NoDelay(handler):
+            def open(self, *args, **kwargs):
+                self.set_nodelay(True)
+                return super().open(*args, **kwargs)
+
+        NoDelay.__name__ = NoDelay.__qualname__ = handler.__name__
+        return NoDelay
+
+    routers = [server._tornado.default_router, server._tornado.wildcard_router]
+    for router in routers:
+        for rule in getattr(router, "rules", []):
+            target = rule.target
+            if isinstance(target, type) and issubclass(target, WebSocketHandler):
+                rule.target = without_delay(target)
+            elif hasattr(target, "rules") and target not in routers:
+                routers.append(target)
+
+
 # ---------------------------------------------------------------- URL values
 def bound_query(request) -> list[str]:
     """Take URL values too long to read out of a session's request; say what was dropped.
@@ -238,6 +278,7 @@ def make_server(
     hosts: list[str],
     title: str,
     show: bool = False,
+    num_procs: int = 1,
 ):
     """A Panel server for ``session`` with the Host check, not yet started.
 
@@ -254,6 +295,12 @@ def make_server(
         The page title.
     show : bool
         Open a browser tab once the server runs.
+    num_procs : int
+        Server processes sharing the port (Bokeh's ``num_procs``; 0 means one per CPU).
+        Above 1 the call forks: it returns in each worker process, never in the parent,
+        which waits for the workers (Tornado's ``fork_processes``); a worker stops when
+        the parent is gone (:func:`stop_with_parent`). Each worker holds its own
+        sessions, so a page's websocket must reach the process that served the page.
 
     A session without a websocket is discarded :data:`UNUSED_SESSION_LIFETIME_MS` after
     its page request (or its websocket's closing), looked for every
@@ -266,16 +313,51 @@ def make_server(
     """
     import panel as pn
 
+    forked = num_procs != 1
     server = pn.serve(
         session,
         port=port,
         address=address,
-        show=show,
+        show=show and not forked,
         title=title,
         websocket_origin=hosts,
         start=False,
+        num_procs=num_procs,
         unused_session_lifetime_milliseconds=UNUSED_SESSION_LIFETIME_MS,
         check_unused_sessions_milliseconds=CHECK_UNUSED_SESSIONS_MS,
     )
     guard_hosts(server, hosts)
+    send_without_delay(server)
+    if forked:
+        from tornado.process import task_id
+
+        stop_with_parent(server)
+        if show and task_id() == 0:  # one tab, from the first worker
+            server.io_loop.add_callback(server.show, "/")
     return server
+
+
+def stop_with_parent(server, period_ms: int = 1000) -> None:
+    """Stop a forked worker's event loop once its parent process is gone.
+
+    Tornado's parent process only waits for its workers: killed (``SIGTERM``), it would
+    leave them serving the port on their own. Each worker checks every ``period_ms``
+    whether its parent changed, and stops its loop (the process then exits) if so.
+
+    Parameters
+    ----------
+    server : bokeh.server.server.Server
+        A worker's server (after the fork).
+    period_ms : int
+        How often to check.
+    """
+    from tornado.ioloop import PeriodicCallback
+
+    parent = os.getppid()
+
+    def check() -> None:
+        if os.getppid() != parent:
+            LOGGER.info("the parent process is gone: stopping this worker")
+            server.io_loop.stop()
+
+    PeriodicCallback(check, period_ms).start()

@@ -122,6 +122,15 @@ def serve_app(
             )
         ),
     ] = None,
+    num_procs: Annotated[
+        int,
+        typer.Option(
+            help=(
+                "Server processes sharing the port (0: one per CPU). Each process keeps "
+                "its own sessions; see bench/README.md, App capacity."
+            )
+        ),
+    ] = 1,
 ) -> None:
     """Serve the Panel app (what `python app.py` does in a checkout)."""
     from ningbo_sd.app.main import run_main
@@ -138,6 +147,7 @@ def serve_app(
     argv += ["--calibration", str(_calibration(calibration))] if calibration is not None else []
     for host in allow_host or ():
         argv += ["--allow-host", host]
+    argv += ["--num-procs", str(num_procs)] if num_procs != 1 else []
     run_main(argv)
 
 

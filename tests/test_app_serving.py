@@ -1,0 +1,113 @@
+"""How the app is served (issue 19): websockets without Nagle's delay, ``--num-procs``.
+
+* In process: every websocket route of :func:`ningbo_sd.app.serve.make_server` turns
+  ``TCP_NODELAY`` on when a connection opens.
+* A real server (``ningbo-sd app --num-procs 2`` in a subprocess, marked ``slow``): two
+  worker processes answer the page and a websocket, and stop once their parent is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from servers import free_port
+from servers import served as serve_app
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def websocket_handlers(server) -> list[type]:
+    """The handler classes of a Bokeh server's websocket routes."""
+    from tornado.websocket import WebSocketHandler
+
+    found, routers = [], [server._tornado.default_router, server._tornado.wildcard_router]
+    for router in routers:
+        for rule in getattr(router, "rules", []):
+            if isinstance(rule.target, type) and issubclass(rule.target, WebSocketHandler):
+                found.append(rule.target)
+            elif hasattr(rule.target, "rules") and rule.target not in routers:
+                routers.append(rule.target)
+    return found
+
+
+def test_every_websocket_opens_without_nagles_delay(monkeypatch):
+    import panel as pn
+
+    from ningbo_sd.app.serve import allowed_hosts, make_server
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    port = free_port()
+    server = make_server(
+        lambda: pn.pane.Markdown("x"),
+        port=port,
+        address="127.0.0.1",
+        hosts=allowed_hosts("127.0.0.1", port),
+        title="t",
+    )
+    try:
+        handlers = websocket_handlers(server)
+        assert handlers  # Bokeh's /ws
+        calls: list[tuple] = []
+        for handler in handlers:
+            calls.clear()
+            monkeypatch.setattr(handler.__mro__[1], "open", lambda self, *a: calls.append(a))
+            connection = object.__new__(handler)  # no request: only open() is called
+            connection.set_nodelay = lambda value: calls.append(("nodelay", value))
+            handler.open(connection, "token")
+            # TCP_NODELAY first, then the route's own open
+            assert calls == [("nodelay", True), ("token",)]
+    finally:
+        server.stop()
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def children(pid: int) -> list[int]:
+    """The child process ids of ``pid``."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_two_worker_processes_serve_and_stop_with_their_parent(tmp_path):
+    from test_app_security import http_status, websocket_status
+
+    port = free_port()
+    command = [sys.executable, "-m", "ningbo_sd", "app", "--port", str(port)]
+    command += ["--save-dir", str(tmp_path), "--num-procs", "2"]
+    with serve_app(command, port, tmp_path / "server.log", REPO) as server:
+        deadline = time.monotonic() + 60
+        while len(children(server.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        workers = children(server.pid)
+        assert len(workers) == 2, (tmp_path / "server.log").read_text()
+        for _ in range(4):  # whichever worker accepts
+            assert http_status(port) == 200
+            host = f"127.0.0.1:{port}"
+            assert websocket_status(port, host, f"http://{host}") == 101
+            assert http_status(port, headers={"Host": f"evil.example:{port}"}) == 403
+    # the parent was terminated; its workers notice within their check period
+    deadline = time.monotonic() + 30
+    while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = [pid for pid in workers if running(pid)]
+    for pid in left:  # never leave a worker serving the port
+        os.kill(pid, signal.SIGKILL)
+    assert not left
