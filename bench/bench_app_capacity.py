@@ -127,12 +127,16 @@ def wait_for_expiry() -> float:
     return seconds
 
 
-def start_server(folder: Path) -> tuple[subprocess.Popen, int, object]:
-    """``ningbo-sd app`` on a free port, once it accepts connections."""
+def start_server(
+    folder: Path, extra: list[str] | tuple[str, ...] = ()
+) -> tuple[subprocess.Popen, int, object]:
+    """``ningbo-sd app`` on a free port (with the options ``extra``), once it accepts
+    connections."""
     port = free_port()
     log = (folder / "server.log").open("w")
+    command = [sys.executable, "-m", "ningbo_sd", "app", "--port", str(port)]
     server = subprocess.Popen(
-        [sys.executable, "-m", "ningbo_sd", "app", "--port", str(port), "--save-dir", str(folder)],
+        [*command, "--save-dir", str(folder), *extra],
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,
