@@ -68,13 +68,21 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # ---------------------------------------------------------------- server processes
 def server_pids(pid: int) -> list[int]:
-    """``pid`` and its child processes (the workers ``--num-procs`` forks)."""
+    """``pid`` and the workers ``--num-procs`` forked from it (children with its command
+    line: not the numba compile a warm-up may start)."""
     pids = [pid]
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        children = []
-    return pids + [int(child) for child in children]
+        return pids
+    for child in children:
+        try:
+            if Path(f"/proc/{child}/cmdline").read_bytes() == command:
+                pids.append(int(child))
+        except OSError:
+            continue
+    return pids
 
 
 def total_rss_mb(pid: int) -> float:

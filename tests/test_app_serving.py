@@ -69,10 +69,20 @@ def test_every_websocket_opens_without_nagles_delay(monkeypatch):
         loop.close()
 
 
-def children(pid: int) -> list[int]:
-    """The child process ids of ``pid``."""
+def workers_of(pid: int) -> list[int]:
+    """The forked workers of ``pid``: its children with its command line (not, say, the
+    numba compile the warm-up may start)."""
     path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
+    children = [int(child) for child in path.read_text().split()] if path.exists() else []
+    command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    found = []
+    for child in children:
+        try:
+            if Path(f"/proc/{child}/cmdline").read_bytes() == command:
+                found.append(child)
+        except OSError:
+            continue
+    return found
 
 
 def running(pid: int) -> bool:
@@ -94,9 +104,9 @@ def test_two_worker_processes_serve_and_stop_with_their_parent(tmp_path):
     command += ["--save-dir", str(tmp_path), "--num-procs", "2"]
     with serve_app(command, port, tmp_path / "server.log", REPO) as server:
         deadline = time.monotonic() + 60
-        while len(children(server.pid)) < 2 and time.monotonic() < deadline:
+        while len(workers_of(server.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.5)
-        workers = children(server.pid)
+        workers = workers_of(server.pid)
         assert len(workers) == 2, (tmp_path / "server.log").read_text()
         for _ in range(4):  # whichever worker accepts
             assert http_status(port) == 200

@@ -382,17 +382,31 @@ def create_app(
     return app.page()
 
 
-def warm_up() -> None:
+def warm_up(wait_for_kernel: bool = False) -> None:
     """Compile the engine, score one run and render the charts, so the first session is fast.
 
     Building one session also has HoloViews render the charts (once per process, see
     :func:`ningbo_sd.app.hvplot.chart_figure`).
+
+    Parameters
+    ----------
+    wait_for_kernel : bool
+        Compile the numba kernel into its disk cache before going on (``--num-procs``):
+        workers forked later cannot see a background compile end (it is not their
+        child), and each compiled numba again in its event loop, answering nothing for
+        a minute.
     """
+    import subprocess
+
     from ningbo_sd.app.state import compute_scorecard
     from ningbo_sd.scenarios.run import compiled_model, run_scenario
 
+    model = compiled_model()
+    if wait_for_kernel and model.path is not None and not model.kernel_cached():
+        command = [sys.executable, "-m", "ningbo_sd.engine.warm", str(model.path)]
+        subprocess.run(command, stdin=subprocess.DEVNULL, check=False)
     # a new machine: numba compiles in another process while the app answers on numpy
-    compiled_model().compile_in_background()
+    model.compile_in_background()
     compute_scorecard(run_scenario())
     App()
 
@@ -456,7 +470,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2)
     hosts = allowed_hosts(args.address, args.port, args.allow_host)
     dirs = (SCENARIO_DIR,) if args.save_dir is None else (SCENARIO_DIR, args.save_dir)
-    warm_up()
+    warm_up(wait_for_kernel=args.num_procs != 1)
 
     def session() -> pn.viewable.Viewable:  # pn.serve needs a plain function, not a partial
         return create_app(scenario_dirs=dirs, calibrated=args.calibration)
