@@ -97,24 +97,24 @@ def hindcast(
     table = compare_terms(terms, point, ensemble, log_weights=log_weights)
     figures, text = error_summary(table)
     text += f"; effective sample size {effective_sample_size(log_weights):,.0f}"
-    estimate, n_errors = estimate_discrepancy(table)
+    found, n_errors = estimate_discrepancy(table)
     recorded = load_discrepancy()
     agrees = recorded is not None and all(
         math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
-        for a, b in ((estimate.sd, recorded.sd), (estimate.correlation, recorded.correlation))
+        for a, b in ((found.sd, recorded.sd), (found.correlation, recorded.correlation))
     )
     text += (
-        f"; discrepancy from these {n_errors} forecast errors: sd {estimate.sd:.3f}, "
-        f"correlation {estimate.correlation:.2f}"
+        f"; discrepancy from these {n_errors} forecast errors: sd {found.sd:.3f}, "
+        f"correlation {found.correlation:.2f}"
     )
     table = append_row(table, {
         "id": "discrepancy",
         "measure": "sd, correlation",
         "observed": recorded.sd if recorded is not None else np.nan,
-        "model": estimate.sd,
+        "model": found.sd,
         "status": "info" if agrees else "fail",
         "reason": (
-            f"estimated sd {estimate.sd:.4f}, correlation {estimate.correlation:.4f} "
+            f"estimated sd {found.sd:.4f}, correlation {found.correlation:.4f} "
             + (
                 f"{'=' if agrees else '!='} recorded {recorded.sd:.4f}, "
                 f"{recorded.correlation:.4f}"
