@@ -7,16 +7,17 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import norm
 
 from ningbo_sd.uncertainty.discrepancy import (
     Discrepancy,
     estimate,
     from_log,
     load_discrepancy,
-    normals,
     span_of,
     to_log,
 )
+from ningbo_sd.uncertainty.results import weighted_quantiles
 from ningbo_sd.uncertainty.summary import SummaryAccumulator
 
 
@@ -59,31 +60,37 @@ def test_log_scale_round_trips(measure, span, values):
     assert from_log(to_log(values, measure, span), measure, span) == pytest.approx(values)
 
 
-def test_values_without_a_log_scale_are_left_alone():
-    discrepancy = Discrepancy(0.3, 0.5)
-    values = np.array([[-5.0, 2.0, 4.0], [0.0, 3.0, -150.0]])
-    moved = discrepancy.perturb(
-        values, ["level", "change_pp", "change_pct"], [None, 5, 1], np.ones((2, 3))
-    )
-    assert moved[:, 0].tolist() == [-5.0, 0.0]  # a level that is not positive
-    assert moved[:, 1].tolist() == [2.0, 3.0]  # points: no log scale
-    assert moved[1, 2] == -150.0  # a fall of more than 100%
-    assert moved[0, 2] > 4.0
+def test_quantiles_of_one_sample_are_its_lognormal_quantiles():
+    discrepancy = Discrepancy(0.2, 0.5)
+    levels = [0.05, 0.5, 0.95]
+    got = discrepancy.quantiles([1000.0], None, levels, "level")
+    expected = 1000.0 * np.exp(0.2 * norm.ppf(levels))
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    growth = discrepancy.quantiles([8.0], None, levels, "change_pct", 1)
+    sd = discrepancy.log_sd("change_pct", 1)
+    np.testing.assert_allclose(growth, 100 * (1.08 * np.exp(sd * norm.ppf(levels)) - 1), rtol=1e-12)
 
 
-def test_perturbation_has_the_stated_spread():
+def test_quantiles_are_those_of_the_weighted_mixture():
+    """Against draws: each sample's value moved by the discrepancy, weights as frequencies."""
+    rng = np.random.default_rng(4)
+    values = rng.lognormal(np.log(1000), 0.1, 50)
+    weights = rng.uniform(0.1, 1, 50)
     discrepancy = Discrepancy(0.15, 0.7)
-    draws = normals(3, 200_000, 2)
-    values = np.tile([1000.0, 8.0], (200_000, 1))
-    moved = discrepancy.perturb(values, ["level", "change_pct"], [None, 2], draws)
-    assert np.std(np.log(moved[:, 0])) == pytest.approx(0.15, rel=0.01)
-    spread = np.std(np.log1p(moved[:, 1] / 100))
-    assert spread == pytest.approx(discrepancy.log_sd("change_pct", 2), rel=0.01)
+    levels = [0.05, 0.25, 0.5, 0.75, 0.95]
+    got = discrepancy.quantiles(values, np.log(weights), levels, "level")
+    picks = rng.choice(50, size=400_000, p=weights / weights.sum())
+    draws = values[picks] * np.exp(0.15 * rng.standard_normal(400_000))
+    np.testing.assert_allclose(got, np.quantile(draws, levels), rtol=0.01)
 
 
-def test_draws_depend_on_the_seed_alone():
-    assert np.array_equal(normals(7, 50, 3), normals(7, 50, 3))
-    assert not np.array_equal(normals(7, 50, 3), normals(8, 50, 3))
+def test_a_figure_without_a_log_scale_keeps_the_samples_band():
+    discrepancy = Discrepancy(0.3, 0.5)
+    values = np.arange(1.0, 101.0)
+    got = discrepancy.quantiles(values, None, [0.05, 0.95], "change_pp", 5)
+    expected = weighted_quantiles(values[:, None], None, [0.05, 0.95])[:, 0]
+    np.testing.assert_array_equal(got, expected)
+    assert np.isnan(discrepancy.quantiles([-5.0, 0.0], None, [0.5], "level")).all()
 
 
 def test_probability_is_one_half_on_the_threshold_and_monotone():

@@ -206,7 +206,7 @@ def summarise(
     )  # relative weights: the shares and quantiles do not depend on their scale
     discrepancy = load_discrepancy()
     fans = {}
-    for position, indicator in enumerate(indicators):
+    for indicator in indicators:
         columns = [c for c in frame.columns if c.split(":")[0] == indicator and c.count(":") == 1]
         years = np.array([int(c.split(":")[1]) for c in columns])
         order = np.argsort(years)
@@ -217,7 +217,7 @@ def summarise(
         )
         if discrepancy is not None:
             fans[indicator][["p05", "p95"]] = predictive_band(
-                values, log_weights, discrepancy, indicator, seed + 7919 * (position + 1)
+                values, log_weights, discrepancy, indicator
             )
     met_columns = [c for c in frame.columns if c.startswith("target:") and c.endswith(":met")]
     probabilities = {}
@@ -256,20 +256,25 @@ def summarise(
     )
 
 
-def predictive_band(values, log_weights, discrepancy, indicator: str, seed: int) -> np.ndarray:
-    """The weighted 5 and 95% quantiles ``(years, 2)`` with the discrepancy of a level drawn.
+def predictive_band(values, log_weights, discrepancy, indicator: str) -> np.ndarray:
+    """The weighted 5 and 95% quantiles ``(years, 2)`` of what may be published each year.
 
-    A scenario input (:data:`~ningbo_sd.uncertainty.discrepancy.SCENARIO_INPUTS`) keeps the
-    model's band: a published figure differs from it by policy, not by model error.
+    The mixture of the samples' values moved by the discrepancy of a level
+    (:meth:`ningbo_sd.uncertainty.discrepancy.Discrepancy.quantiles`). A scenario input
+    (:data:`~ningbo_sd.uncertainty.discrepancy.SCENARIO_INPUTS`) keeps the model's band: a
+    published figure differs from it by policy, not by model error.
     """
-    from ningbo_sd.uncertainty.discrepancy import SCENARIO_INPUTS, normals
-    from ningbo_sd.validation.evidence import weighted_quantiles
+    from ningbo_sd.uncertainty.discrepancy import SCENARIO_INPUTS
+    from ningbo_sd.uncertainty.results import weighted_quantiles
 
-    if indicator not in SCENARIO_INPUTS:
-        n_years = values.shape[1]
-        draws = normals(seed, len(values), n_years)
-        values = discrepancy.perturb(values, ["level"] * n_years, [None] * n_years, draws)
-    return weighted_quantiles(values, log_weights, (0.05, 0.95)).T
+    if indicator in SCENARIO_INPUTS:
+        return weighted_quantiles(values, log_weights, (0.05, 0.95)).T
+    return np.array(
+        [
+            discrepancy.quantiles(values[:, year], log_weights, (0.05, 0.95), "level")
+            for year in range(values.shape[1])
+        ]
+    )
 
 
 def predictive_probabilities(frame: pd.DataFrame, weights, discrepancy) -> pd.Series:

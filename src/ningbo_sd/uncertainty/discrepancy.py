@@ -44,8 +44,6 @@ CHANGE_MEASURES = ("change_pct", "cagr_pct")
 #: supply): a published figure differs from them by policy, not by model error, so no
 #: predictive probability is given for targets on them.
 SCENARIO_INPUTS = ("rd_intensity", "industrial_land_area", "land_revitalised")
-#: Spawn-key suffix of the discrepancy draws (the design uses ``(block,)``, noise ``(block, 1)``).
-DISCREPANCY_STREAM = 2
 
 
 def discrepancy_file() -> Path:
@@ -78,24 +76,61 @@ class Discrepancy:
             return self.sd * math.sqrt(2.0 * (1.0 - self.correlation**span))
         return math.nan
 
-    def perturb(self, values: np.ndarray, measures, spans, normals: np.ndarray) -> np.ndarray:
-        """Values ``(samples, figures)`` moved by ``log_sd * normals`` on each log scale.
+    def quantiles(self, values, log_weights, levels, measure: str, span=None) -> np.ndarray:
+        """Quantiles of what may be published: the weighted mixture of the samples' values,
+        each moved by the discrepancy (a normal of ``log_sd`` on the measure's log scale).
 
-        Figures without a log scale, or a level that is not positive, keep their value.
+        Exact (no draws): the mixture's CDF ``sum w_i Phi((y - m_i) / sd) / sum w_i`` on the
+        log scale is inverted by bisection.
+
+        Parameters
+        ----------
+        values : array-like
+            One figure's value in every sample.
+        log_weights : array-like or None
+            The samples' log importance weights (None: equal weights).
+        levels : sequence of float
+        measure, span
+            The figure's measure and, for a change, its span.
+
+        Returns
+        -------
+        numpy.ndarray
+            One quantile per level; NaN when no sample has a value on the log scale. A figure
+            with no log scale gets the samples' own weighted quantiles.
         """
-        out = np.array(values, dtype=float, copy=True)
-        for position, (measure, span) in enumerate(zip(measures, spans, strict=True)):
-            sd = self.log_sd(measure, span)
-            if not np.isfinite(sd):
-                continue
-            column = out[:, position]
-            log_value = to_log(column, measure, span)
-            out[:, position] = np.where(
-                np.isfinite(log_value),
-                from_log(log_value + sd * normals[:, position], measure, span),
-                column,
-            )
-        return out
+        from scipy.special import ndtr
+
+        from ningbo_sd.uncertainty.results import weighted_quantiles
+
+        values = np.asarray(values, dtype=float)
+        sd = self.log_sd(measure, span)
+        if not np.isfinite(sd) or sd == 0:
+            return weighted_quantiles(values[:, None], log_weights, levels)[:, 0]
+        logged = to_log(values, measure, span)
+        weights = (
+            np.ones(len(values))
+            if log_weights is None
+            else np.exp(np.asarray(log_weights) - np.max(log_weights))
+        )
+        keep = np.isfinite(logged) & (weights > 0)
+        if not keep.any():
+            return np.full(len(levels), np.nan)
+        centres, weights = logged[keep], weights[keep] / weights[keep].sum()
+        out = []
+        for level in levels:
+            low = centres.min() - 10 * sd
+            high = centres.max() + 10 * sd
+            for _ in range(100):  # bisection to the float resolution of the log scale
+                middle = 0.5 * (low + high)
+                if middle in (low, high):
+                    break
+                if np.dot(weights, ndtr((middle - centres) / sd)) < level:
+                    low = middle
+                else:
+                    high = middle
+            out.append(high)
+        return from_log(np.array(out), measure, span)
 
     def probability(self, values: np.ndarray, measure: str, span, op: str, threshold: float):
         """Per sample, the probability that the published figure meets ``op threshold``.
@@ -208,11 +243,3 @@ def load_discrepancy(path: str | Path | None = None) -> Discrepancy | None:
     if not (sd >= 0 and 0 <= rho < 1):
         raise ValueError(f"{path.name}: sd must be >= 0 and correlation in [0, 1)")
     return Discrepancy(sd=sd, correlation=rho)
-
-
-def normals(seed: int, n_samples: int, n_figures: int) -> np.ndarray:
-    """Standard normal draws ``(samples, figures)`` of the discrepancy, from ``seed`` alone."""
-    rng = np.random.Generator(
-        np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(0, DISCREPANCY_STREAM)))
-    )
-    return rng.standard_normal((n_samples, n_figures))

@@ -38,6 +38,8 @@ WIDTH_YEARS = (2025, 2035)
 WIDTH_BAR_PCT = 40.0
 DISCREPANCY_NOTE = "estimated from the hindcast's forecast errors, calibration/discrepancy.yaml"
 BAND_SAMPLES = 1000
+#: The band quantiles of every figure: the 90% and the 50% band.
+BAND_LEVELS = (0.05, 0.25, 0.75, 0.95)
 BAND_SEED = 1
 #: A figure is a replay when the fitted parameters move it by less than this (relative).
 REPLAY_TOLERANCE = 1e-9
@@ -110,33 +112,39 @@ def band_results(
     return results, log_weights
 
 
-def predictive_ensemble(terms, ensemble: np.ndarray, discrepancy, seed: int) -> np.ndarray:
-    """The ensemble with the model discrepancy drawn on each figure (what may be published).
+def predictive_bands(terms, ensemble: np.ndarray, log_weights, discrepancy) -> np.ndarray:
+    """Each figure's predictive 5, 25, 75 and 95% quantiles ``(4, terms)``: what may be published.
+
+    The weighted mixture of the samples' values, each moved by the model discrepancy on the
+    figure's log scale (:meth:`ningbo_sd.uncertainty.discrepancy.Discrepancy.quantiles`:
+    exact, no draws). A figure without a log scale keeps the ensemble's own band.
 
     Parameters
     ----------
     terms : sequence of ObservationTerm
     ensemble : numpy.ndarray
         ``(samples, terms)`` model values (:func:`term_values`).
+    log_weights : numpy.ndarray or None
     discrepancy : ningbo_sd.uncertainty.discrepancy.Discrepancy
-    seed : int
-        Seeds the draws (:func:`ningbo_sd.uncertainty.discrepancy.normals`).
     """
-    from ningbo_sd.uncertainty.discrepancy import normals, span_of
+    from ningbo_sd.uncertainty.discrepancy import span_of
 
-    measures = [term.measure for term in terms]
-    spans = [span_of(term.measure, term.year, term.year_start) for term in terms]
-    draws = normals(seed, ensemble.shape[0], ensemble.shape[1])
-    return discrepancy.perturb(ensemble, measures, spans, draws)
+    out = np.full((4, len(terms)), np.nan)
+    for position, term in enumerate(terms):
+        column = ensemble[:, position]
+        if np.isfinite(column).any():
+            span = span_of(term.measure, term.year, term.year_start)
+            out[:, position] = discrepancy.quantiles(
+                column, log_weights, BAND_LEVELS, term.measure, span
+            )
+    return out
 
 
 def _bands(ensemble: np.ndarray, log_weights) -> np.ndarray:
     """Weighted 5, 25, 75 and 95% quantiles of each column ``(4, columns)``."""
     quantiles = np.full((4, ensemble.shape[1]), np.nan)
     computed = np.isfinite(ensemble).any(axis=0)
-    quantiles[:, computed] = weighted_quantiles(
-        ensemble[:, computed], log_weights, [0.05, 0.25, 0.75, 0.95]
-    )
+    quantiles[:, computed] = weighted_quantiles(ensemble[:, computed], log_weights, BAND_LEVELS)
     return quantiles
 
 
@@ -152,12 +160,12 @@ def compare_terms(
 
     ``status`` is ``compared`` (a primary figure the model computes), ``secondary`` or
     ``not modelled``; ``extra`` maps a term id to more columns for its row; ``log_weights``
-    weight the ensemble's samples (conditioning on history). ``predictive``, the ensemble
-    with the model discrepancy drawn (:func:`predictive_ensemble`), adds the predictive
-    bands ``p05``/``p95`` and ``in_50p``/``in_90p``.
+    weight the ensemble's samples (conditioning on history). ``predictive``, the bands with
+    the model discrepancy (:func:`predictive_bands`), adds ``p05``/``p95`` and
+    ``in_50p``/``in_90p``.
     """
     quantiles = _bands(ensemble, log_weights)
-    predicted = _bands(predictive, log_weights) if predictive is not None else None
+    predicted = predictive
     rows = []
     for position, term in enumerate(terms):
         row = {
@@ -299,7 +307,9 @@ def out_of_sample(
         for _, row in actuals.iterrows()
     }
     discrepancy = load_discrepancy()
-    predictive = predictive_ensemble(terms, ensemble, discrepancy, seed) if discrepancy else None
+    predictive = (
+        predictive_bands(terms, ensemble, log_weights, discrepancy) if discrepancy else None
+    )
     table = compare_terms(terms, point, ensemble, extra, log_weights, predictive)
     figures, text = error_summary(table)
     text += f"; effective sample size {effective_sample_size(log_weights):,.0f}"
@@ -314,7 +324,7 @@ def out_of_sample(
         )
         shown = []
         for year in WIDTH_YEARS:
-            widths = band_widths(results, log_weights, discrepancy, year, seed)
+            widths = band_widths(results, log_weights, discrepancy, year)
             shown.append(f"{widths['model']:.0f}%/{widths['predictive']:.0f}% in {year}")
             table = append_row(table, {
                 "id": f"band_width_gross_output_{year}",
@@ -363,22 +373,15 @@ def out_of_sample(
     return Section("out_of_sample", "Out of sample: published actuals", table, summary, gate=True)
 
 
-def band_widths(results, log_weights, discrepancy, year: int, seed: int) -> dict[str, float]:
-    """Width of gross output's 90% band in ``year`` over its median (%), model and predictive.
-
-    The predictive band draws the discrepancy of a level (the figure's log deviation).
-    """
-    from ningbo_sd.uncertainty.discrepancy import normals
-
-    values = results["gross_output"].sel(year=year).to_numpy()[:, None]
-    widths = {}
-    predictive = discrepancy.perturb(
-        values, ["level"], [None], normals(seed + year, len(values), 1)
-    )
-    for name, ensemble in (("model", values), ("predictive", predictive)):
-        q05, q50, q95 = weighted_quantiles(ensemble, log_weights, [0.05, 0.5, 0.95])[:, 0]
-        widths[name] = 100 * (q95 - q05) / q50
-    return widths
+def band_widths(results, log_weights, discrepancy, year: int) -> dict[str, float]:
+    """Width of gross output's 90% band in ``year`` over its median (%), model and predictive."""
+    values = results["gross_output"].sel(year=year).to_numpy()
+    levels = [0.05, 0.5, 0.95]
+    bands = {
+        "model": weighted_quantiles(values[:, None], log_weights, levels)[:, 0],
+        "predictive": discrepancy.quantiles(values, log_weights, levels, "level"),
+    }
+    return {name: 100 * (q95 - q05) / q50 for name, (q05, q50, q95) in bands.items()}
 
 
 def _fitted_parameters() -> dict[str, tuple[float, float]]:
