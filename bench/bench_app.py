@@ -38,15 +38,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.servers import CHROMIUM, CHROMIUM_ARGS
+
 SLIDER = "rd_intensity_2021_2025"  # a lever that moves 2035 output in the baseline
 SLIDER_CARD = "Innovation: R&D and talent"
 SLIDER_RANGE = (1.0, 5.0)
