@@ -9,7 +9,7 @@ run in a worker thread, so the session's sliders stay live meanwhile.
 As ``ningbo-sd mc`` does, the ensemble is conditioned on the 2015-2020 figures: each sample
 carries an importance weight (:func:`ningbo_sd.calibration.history.history_likelihood`, from
 its simulated history and its ``posterior_draw``), the bands are weighted quantiles
-(:func:`ningbo_sd.validation.evidence.weighted_quantiles`) and P(met) are weighted shares.
+(:func:`ningbo_sd.uncertainty.results.weighted_quantiles`) and P(met) are weighted shares.
 The text states the effective sample size, P(doubling) nominal and real, and how many of the
 published figures drawn on the band charts (:mod:`ningbo_sd.app.published`) the bands cover.
 """
@@ -192,11 +192,11 @@ def summarise(
     """Quantile fans per indicator and year, and P(met) per target, from the chunk outputs.
 
     When the rows carry ``log_weight`` (a weighted ensemble), the quantiles are weighted
-    (the inverted weighted CDF, :func:`ningbo_sd.validation.evidence.weighted_quantiles`)
+    (the inverted weighted CDF, :func:`ningbo_sd.uncertainty.results.weighted_quantiles`)
     and each P(met) is the weighted share of the samples where the target is defined.
     """
     from ningbo_sd.calibration.history import effective_sample_size
-    from ningbo_sd.validation.evidence import weighted_quantiles
+    from ningbo_sd.uncertainty.results import weighted_quantiles
 
     frame = pd.concat(frames, ignore_index=True)
     weighted = "log_weight" in frame

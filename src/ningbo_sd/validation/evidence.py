@@ -165,7 +165,6 @@ def compare_terms(
     ``in_50p``/``in_90p``.
     """
     quantiles = _bands(ensemble, log_weights)
-    predicted = predictive
     rows = []
     for position, term in enumerate(terms):
         row = {
@@ -193,8 +192,8 @@ def compare_terms(
             row.update(model=model, error=model - term.value, q05=q05, q95=q95)
             row["in_50"] = bool(q25 <= term.value <= q75)
             row["in_90"] = bool(q05 <= term.value <= q95)
-            if predicted is not None and np.isfinite(predicted[:, position]).all():
-                p05, p25, p75, p95 = predicted[:, position]
+            if predictive is not None and np.isfinite(predictive[:, position]).all():
+                p05, p25, p75, p95 = predictive[:, position]
                 row.update(p05=p05, p95=p95)
                 row["in_50p"] = bool(p25 <= term.value <= p75)
                 row["in_90p"] = bool(p05 <= term.value <= p95)
