@@ -12,9 +12,9 @@ Serves the app as a subprocess (``python -m ningbo_sd app``, as
 speaks, without building the document's models in this process, so that 50 clients cost
 the machine little CPU next to the server): it connects to ``ws://127.0.0.1:PORT/ws``
 with a new session id (``Origin: http://127.0.0.1:PORT``, a host the app allows), pulls
-the document, finds the lever's ``Slider`` (by its tag) and the ``current-run``
-``ColumnDataSource``, and sends Bokeh's ``document_ready`` event, as a browser does (Panel
-sends a session nothing before it).
+the document (the page's frame), sends Bokeh's ``document_ready`` event, as a browser
+does (Panel builds the app then and sends it as updates), and finds the lever's ``Slider``
+(by its tag) and the ``current-run`` ``ColumnDataSource`` in those updates.
 
 A move sets the slider's ``value`` (a ``PATCH-DOC`` message, what the browser sends while
 a slider is dragged) and ends when a ``PATCH-DOC`` from the server changes
@@ -193,12 +193,20 @@ class Session:
         await self.send("PULL-DOC-REQ", {})
         while (reply := await self.receive()).msgtype != "PULL-DOC-REPLY":
             pass
-        self.slider_id, self.value, self.step, self.source_id = find_ids(
-            reply.content["doc"], self.lever
-        )
         ready = {"type": "event", "name": "document_ready", "values": {"type": "map"}}
         event = {"kind": "MessageSent", "msg_type": "bokeh_event", "msg_data": ready}
         await self.send("PATCH-DOC", {"events": [event]})
+        # the page is a frame; the app arrives in the updates that follow document_ready
+        seen = [reply.content["doc"]]
+        while True:
+            try:
+                ids = find_ids(seen, self.lever)
+                break
+            except RuntimeError:
+                message = await asyncio.wait_for(self.receive(), TIMEOUT_S)
+                if message.msgtype == "PATCH-DOC":
+                    seen.append(message.content)
+        self.slider_id, self.value, self.step, self.source_id = ids
         self.reader = asyncio.create_task(self.read_updates())
 
     def changes_source(self, content: dict) -> bool:

@@ -19,11 +19,12 @@ either: they theme Bokeh through its Python theme); a plot's base font size is r
 The drawn pictures are the same.
 
 A fourth change defers work nobody sees: a plot scrolled out of view (more than
-``OFFSCREEN_MARGIN_PX`` away from the viewport, watched by an ``IntersectionObserver``)
-is not repainted when its data change; it is repainted, in full, as soon as it comes
-within that margin again. The main view is taller than a screen, so some of its charts
-are out of view at any time (two of seven in a 1400 x 1000 window); their canvases, and
-the page tiles that show them, were redrawn at every slider move. Its name is
+``OFFSCREEN_MARGIN_PX`` away from the viewport, watched by an ``IntersectionObserver``) is
+not repainted when its data change; it is repainted, in full, as soon as it comes within
+that margin again (plots are watched from their first render, so those that arrive after the
+page loaded, as the whole app does, are covered). The main view is taller than a screen, so
+some of its charts are out of view at any time (two of seven in a 1400 x 1000 window); their
+canvases, and the page tiles that show them, were redrawn at every slider move. Its name is
 ``offscreen_plots``; the page counts the repaints it skipped and made up in
 ``window.ningboOffscreen``.
 
@@ -83,7 +84,8 @@ if (window.ningboBokehFixes === undefined && window.Bokeh && Bokeh.require) {
     const PlotView = Bokeh.require("models/plots/plot_canvas").PlotView;
     const proto = PlotView.prototype;
     const repaint = proto.repaint;
-    if (typeof repaint !== "function" || typeof proto.request_paint !== "function"
+    if (typeof repaint !== "function" || typeof proto.render !== "function"
+        || typeof proto.request_paint !== "function"
         || typeof IntersectionObserver !== "function") return false;
     window.ningboOffscreen = {deferred: 0, caught_up: 0};  // repaints skipped / made up
     const observer = new IntersectionObserver((entries) => {
@@ -104,6 +106,11 @@ if (window.ningboBokehFixes === undefined && window.Bokeh && Bokeh.require) {
         view.el.ningboPlotView = view;
         observer.observe(view.el);  // visible until the observer says otherwise
       }
+    };
+    const render = proto.render;
+    proto.render = function () {  // plots added after the page loaded (the app arrives so)
+      render.call(this);
+      watch(this);
     };
     proto.repaint = function () {
       watch(this);

@@ -14,6 +14,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import panel as pn
 import param
@@ -169,7 +170,9 @@ class App(Viewer):
         self.sidebar_cards["compare"].title = tr("compare_with", lang)
         self.section.options = {tr(f"tab_{key}", lang): key for key in SECTIONS}
 
-    def sync_url(self, dropped: list[str] | tuple[str, ...] = ()) -> None:
+    def sync_url(
+        self, dropped: list[str] | tuple[str, ...] = (), query: dict | None = None
+    ) -> None:
         """Keep the lever settings and the language in the page URL (shareable views).
 
         The URL's values are applied when the session starts (invalid ones are reported in
@@ -180,12 +183,19 @@ class App(Viewer):
         back to the server, together about as much CPU as redrawing the charts, and a
         history entry per step would make the browser's back button walk through a whole
         drag.
+
+        Parameters
+        ----------
+        dropped : sequence of str
+            URL values taken out of the request for their length, to report.
+        query : dict, optional
+            The URL's values (default: parsed from ``pn.state.location`` now).
         """
         location = pn.state.location
         if location is None:
             return
         self._location = location
-        query = location.query_params
+        query = location.query_params if query is None else query
         problems = list(dropped)  # each names its parameter and the limit
         problems += self._url_scenarios(
             {key: query[key] for key in URL_SCENARIO_KEYS if key in query}
@@ -247,8 +257,8 @@ class App(Viewer):
 
     def _write_url(self) -> None:
         self._url_due = None
-        if self._location is not None:
-            self._location.update_query(**self.url_query())
+        if self._location is not None:  # the whole query: the browser's may hold anything
+            self._location.search = "?" + urlencode(self.url_query())
 
     def _url_later(self, *events) -> None:
         """Write the URL once the settings have not changed for ``URL_DELAY_MS``."""
@@ -310,6 +320,10 @@ class App(Viewer):
             self.heading, self.alert, self.section, self.body, sizing_mode="stretch_width"
         )
 
+    def body_parts(self) -> list:
+        """The page under its header: the controls on the left, the results on the right."""
+        return [self._sidebar(), self._main()]
+
     def page(self) -> pn.Column:
         """The page: a header bar, the controls on the left, the results on the right.
 
@@ -317,21 +331,22 @@ class App(Viewer):
         sheets made every chart repaint (each slider move) about twice as slow in the
         browser, and the Fast template loads a font from Google (blocked in China).
         """
-        header = pn.pane.HTML(
-            f'<div style="font-size:19px;font-weight:600;color:white">{TITLE}</div>',
-            styles={"background": HEADER_COLOUR, "padding": "10px 18px"},
-            sizing_mode="stretch_width",
-            margin=0,
-        )
-        return pn.Column(
-            header,
-            pn.Row(self._sidebar(), self._main(), sizing_mode="stretch_width", margin=0),
-            sizing_mode="stretch_width",
-            margin=0,
-        )
+        return page_layout(self.body_parts())
 
     def __panel__(self):
         return self.page()
+
+
+def page_layout(body: list) -> pn.Column:
+    """The page's frame: the header bar over a row holding ``body``."""
+    header = pn.pane.HTML(
+        f'<div style="font-size:19px;font-weight:600;color:white">{TITLE}</div>',
+        styles={"background": HEADER_COLOUR, "padding": "10px 18px"},
+        sizing_mode="stretch_width",
+        margin=0,
+    )
+    row = pn.Row(*body, sizing_mode="stretch_width", margin=0)
+    return pn.Column(header, row, sizing_mode="stretch_width", margin=0)
 
 
 def url_item(name: str, value) -> str:
@@ -354,6 +369,14 @@ def create_app(
 ) -> pn.viewable.Viewable:
     """Build one session's page (the factory ``pn.serve`` calls per browser session).
 
+    The page request gets only the frame (the header and a loading line); the app itself
+    (its state, its first run, the controls and the charts: about 0.7 s of the server's
+    one event-loop thread) is built when the page's websocket connects (``pn.state.onload``)
+    and arrives as one update. So a request that never opens a websocket (a crawler, a
+    health check, ``curl``) costs a few milliseconds and holds no session's worth of
+    memory, and a burst of them does not hold up the sessions in use. Without a server
+    (tests, notebooks) the app is built at once.
+
     Parameters
     ----------
     scenario_dirs : tuple of Path
@@ -367,19 +390,28 @@ def create_app(
         The session's page.
     """
     from ningbo_sd.app.bokehjs import install_fixes
-    from ningbo_sd.app.serve import bound_query, release_views
+    from ningbo_sd.app.serve import bound_query, read_query_once, release_views
 
     pn.config.exception_handler = report_unexpected
     doc = pn.state.curdoc
     context = None if doc is None else doc.session_context
     # before anything asks for pn.state.location, which parses the URL's query
     dropped = bound_query(None if context is None else context.request)
+    query = None
     if context is not None:  # Panel 1.9 keeps a view of every page until this runs
         pn.state.on_session_destroyed(release_views)
-    app = App(scenario_dirs=scenario_dirs, calibrated=calibrated)
-    app.sync_url(dropped)
+        query = read_query_once(pn.state.location)
+    loading = pn.pane.Markdown(f"*{tr('loading', 'en')} · {tr('loading', 'zh')}*", margin=(10, 20))
+    page = page_layout([loading])
+
+    def build() -> None:
+        app = App(scenario_dirs=scenario_dirs, calibrated=calibrated)
+        app.sync_url(dropped, query)
+        page[1].objects = app.body_parts()
+
     install_fixes(doc)  # cheaper chart repaints in the browser
-    return app.page()
+    pn.state.onload(build)
+    return page
 
 
 def warm_up(wait_for_kernel: bool = False) -> None:

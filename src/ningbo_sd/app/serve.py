@@ -234,6 +234,33 @@ def bound_query(request) -> list[str]:
     return dropped
 
 
+def read_query_once(location) -> dict:
+    """The page's query values, read once from the bounded request, and no re-reading.
+
+    The browser reports its URL as it was typed when the page's websocket connects, long
+    values included, and Panel's ``Location`` parses the whole query again at every such
+    report (``Location._update_synced``, for ``Location.sync``, which this app does not
+    use): a value with more than 4,300 digits then failed in ``int()``, as the page
+    request had. This stops that watcher and returns the values Panel parsed from the
+    request :func:`bound_query` has already bounded.
+
+    Parameters
+    ----------
+    location : panel.io.location.Location
+        The session's ``pn.state.location``, asked for after :func:`bound_query` ran.
+
+    Returns
+    -------
+    dict
+        The query's values as Panel parses them (numbers as numbers).
+    """
+    query = dict(location.query_params)
+    for watcher in location.param.watchers.get("search", {}).get("value", []):
+        if getattr(watcher.fn, "__name__", "") == "_update_synced":
+            location.param.unwatch(watcher)
+    return query
+
+
 # ---------------------------------------------------------------- sessions
 #: How long a session lives without a websocket (Bokeh's default is 15 s).
 UNUSED_SESSION_LIFETIME_MS = 10_000

@@ -31,6 +31,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "Ningbo manufacturing 2021-2035: policy simulator",
         "宁波制造业高质量发展政策模拟器（2021-2035）",
     ),
+    "loading": ("Loading the model…", "正在加载模型…"),
     "tab_results": ("Results", "模拟结果"),
     "tab_uncertainty": ("Uncertainty", "不确定性"),
     "tab_calibration": ("Calibration 2015-2020", "历史校准 2015-2020"),
