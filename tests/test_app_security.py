@@ -322,6 +322,22 @@ def test_only_allowed_hosts_get_the_page(served):
 
 
 @pytest.mark.slow
+def test_a_page_request_builds_only_the_frame(served):
+    """A GET that never opens a websocket (a crawler, a health check) gets the header and a
+    loading line; no session's state, run or charts are built for it."""
+    import panel.models  # noqa: F401  (the page's model types, to read the document)
+    from bokeh.client import pull_session
+
+    with pull_session(url=f"http://127.0.0.1:{served}/") as session:  # no document_ready
+        models = list(session.document.models)
+    texts = " ".join(str(getattr(model, "text", "")) for model in models)
+    assert "Loading the model" in texts
+    assert session.document.get_model_by_name("current-run") is None
+    assert not [model for model in models if type(model).__name__ == "Slider"]
+    assert len(models) < 30, f"{len(models)} models"
+
+
+@pytest.mark.slow
 def test_the_websocket_refuses_other_hosts_and_origins(served):
     port = served
     good, evil = f"127.0.0.1:{port}", f"evil.example:{port}"
