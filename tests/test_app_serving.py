@@ -121,3 +121,68 @@ def test_two_worker_processes_serve_and_stop_with_their_parent(tmp_path):
     for pid in left:  # never leave a worker serving the port
         os.kill(pid, signal.SIGKILL)
     assert not left
+
+
+# ---------------------------------------------------------------- the run queue
+class _Context:
+    """What the run queue uses of a served session's context."""
+
+    def __init__(self) -> None:
+        self._session = object()  # a session exists: the page is served
+        self.destroyed = False
+
+    async def with_locked_document(self, func) -> None:
+        func(self.document)
+
+
+def _served_document():
+    from bokeh.document import Document
+
+    doc, context = Document(), _Context()
+    context.document = doc
+    doc._session_context = lambda: context  # Bokeh keeps a weak reference
+    return doc
+
+
+def test_queued_runs_go_one_at_a_time_in_order_and_once_per_waiting_session():
+    from panel.io.state import set_curdoc
+
+    from ningbo_sd.app.runqueue import RunQueue
+
+    done: list[str] = []
+    first, second, third = _served_document(), _served_document(), _served_document()
+
+    def run_a():
+        done.append("a")
+
+    def run_b():
+        raise RuntimeError("b failed")  # reported; the queue goes on
+
+    def run_c():
+        done.append("c")
+
+    async def moves() -> None:
+        queue = RunQueue()
+        for doc, run in ((first, run_a), (first, run_a), (second, run_b), (third, run_c)):
+            with set_curdoc(doc):
+                queue.submit(run)
+        assert done == [] and len(queue) == 3  # nothing runs inside the move's callback
+        third.session_context.destroyed = True  # closed before its turn: skipped
+        await queue._worker
+        assert done == ["a"] and queue.runs == 2 and len(queue) == 0
+
+    import panel as pn
+
+    reported = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pn.config, "exception_handler", reported.append)
+        asyncio.run(moves())
+    assert [str(exc) for exc in reported] == ["b failed"]
+
+
+def test_without_a_served_session_a_run_happens_at_once():
+    from ningbo_sd.app.runqueue import RunQueue
+
+    done = []
+    RunQueue().submit(lambda: done.append(1))
+    assert done == [1]

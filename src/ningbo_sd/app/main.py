@@ -389,7 +389,10 @@ def create_app(
     panel.viewable.Viewable
         The session's page.
     """
+    from panel.io.resources import get_dist_path
+
     from ningbo_sd.app.bokehjs import install_fixes
+    from ningbo_sd.app.runqueue import run_queue
     from ningbo_sd.app.serve import bound_query, read_query_once, release_views
 
     pn.config.exception_handler = report_unexpected
@@ -400,12 +403,17 @@ def create_app(
     query = None
     if context is not None:  # Panel 1.9 keeps a view of every page until this runs
         pn.state.on_session_destroyed(release_views)
+        # a session opened by its websocket alone (--num-procs: the page request reached
+        # another worker) has none of the page's variables; Panel then pointed its style
+        # sheets at its CDN, unreachable offline
+        doc._template_variables.setdefault("dist_url", get_dist_path())
         query = read_query_once(pn.state.location)
     loading = pn.pane.Markdown(f"*{tr('loading', 'en')} · {tr('loading', 'zh')}*", margin=(10, 20))
     page = page_layout([loading])
 
     def build() -> None:
         app = App(scenario_dirs=scenario_dirs, calibrated=calibrated)
+        app.state.start_run = run_queue().submit  # one session's run at a time
         app.sync_url(dropped, query)
         page[1].objects = app.body_parts()
 

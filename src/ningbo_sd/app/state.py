@@ -9,7 +9,7 @@ scenario files (listing, loading, saving) and the runs.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
@@ -177,6 +177,9 @@ class AppState(param.Parameterized):
         self.engine = engine or best_engine()
         self._good_settings = default_settings(model_path)
         self._suspended = False
+        #: How a lever move's run is started: called with :meth:`recompute`. At once by
+        #: default; the served app hands it to its run queue (``ningbo_sd.app.runqueue``).
+        self.start_run: Callable[[Callable[[], bool]], object] = _call
         self.settings.param.watch(self._settings_changed, setting_names(model_path))
         if BASELINE_NAME not in self.scenario_files() or not self.load_scenario(BASELINE_NAME):
             self.recompute()
@@ -249,7 +252,7 @@ class AppState(param.Parameterized):
 
     def _settings_changed(self, *events) -> None:
         if not self._suspended:
-            self.recompute()
+            self.start_run(self.recompute)
 
     def _restore_good_settings(self) -> None:
         changed = {
@@ -387,6 +390,10 @@ class AppState(param.Parameterized):
     def results_csv(self) -> str:
         """The current run's headline table as CSV text."""
         return self.results.to_csv()
+
+
+def _call(function: Callable[[], object]) -> object:
+    return function()
 
 
 def _first_line(exc: BaseException) -> str:

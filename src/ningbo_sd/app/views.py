@@ -298,8 +298,16 @@ class ScorecardTable(JSComponent):
         ]
         values = [[row["met"], *(row["cells"][i] for i in LIVE_COLUMNS)] for row in rows]
         # one patch; whichever of rows and values the browser applies first, laying the
-        # rows out fills in the values again, so the table ends the same
-        self.param.update(header=header, rows=fixed, values=values, empty_text="")
+        # rows out fills in the values again, so the table ends the same. A move changes
+        # only the values: the unchanged header and rows are left out here, where a list
+        # comparison is cheap, rather than compared by param item by item (about half of
+        # this method's time, which is a fifth of a lever move's)
+        changed = {"values": values, "empty_text": ""}
+        if header != self.header:
+            changed["header"] = header
+        if fixed != self.rows:
+            changed["rows"] = fixed
+        self.param.update(**changed)
 
     def shown_rows(self) -> list[dict]:
         """The rows as the browser shows them: ``rows`` with ``values`` filled in."""

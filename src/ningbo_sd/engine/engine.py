@@ -328,14 +328,11 @@ class CompiledModel:
         values: dict[str, np.ndarray] = {}
         elementwise: list[tuple[str, tuple, np.ndarray]] = []
         for label, val in items:
-            m = re.fullmatch(r"\s*(.+?)\s*\[(.+)\]\s*", label)
-            if m and key(label) not in self._names:
-                name = self._check_settable(m.group(1))
-                elems = tuple(key(e) for e in m.group(2).split(","))
+            name, elems = self._parse_label(label)
+            if elems is not None:
                 elementwise.append((name, elems, np.asarray(val, dtype=float)))
-                continue
-            name = self._check_settable(label)
-            values[name] = np.asarray(val, dtype=float)
+            else:
+                values[name] = np.asarray(val, dtype=float)
         sizes = {a.shape[0] for a in values.values() if a.ndim >= 1}
         sizes |= {a.shape[0] for _, _, a in elementwise if a.ndim >= 1}
         if n is None:
@@ -373,6 +370,24 @@ class CompiledModel:
             if a.shape[0] not in (1, n):
                 raise ValueError(f"{name!r}: {a.shape[0]} samples, expected {n}")
         return out, n
+
+    def _parse_label(self, label: str) -> tuple[str, tuple | None]:
+        """A parameter label's constant and, for ``"Name[elem,...]"``, its element keys.
+
+        Remembered per label: the app runs the same hundred labels at every slider move,
+        and resolving them (regular expressions and name keys) was a quarter of a run.
+        """
+        labels = self._cache.setdefault("parsed labels", {})
+        parsed = labels.get(label)
+        if parsed is None:
+            m = re.fullmatch(r"\s*(.+?)\s*\[(.+)\]\s*", label)
+            if m and key(label) not in self._names:
+                name = self._check_settable(m.group(1))
+                parsed = (name, tuple(key(e) for e in m.group(2).split(",")))
+            else:
+                parsed = (self._check_settable(label), None)
+            labels[label] = parsed
+        return parsed
 
     def _check_settable(self, label: str) -> str:
         name = self.resolve(label)
