@@ -94,6 +94,21 @@ def running(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
+def listening_sockets(port: int) -> int:
+    """How many TCP sockets listen on ``port`` (IPv4 and IPv6, from ``/proc/net``)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            count += local_port == port and fields[3] == "0A"  # 0A: LISTEN
+    return count
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_two_worker_processes_serve_and_stop_with_their_parent(tmp_path):
@@ -108,6 +123,9 @@ def test_two_worker_processes_serve_and_stop_with_their_parent(tmp_path):
             time.sleep(0.5)
         workers = workers_of(server.pid)
         assert len(workers) == 2, (tmp_path / "server.log").read_text()
+        # each worker listens on a socket of its own (SO_REUSEPORT: the kernel spreads the
+        # connections), not on one socket bound before the fork
+        assert listening_sockets(port) == 2
         for _ in range(4):  # whichever worker accepts
             assert http_status(port) == 200
             host = f"127.0.0.1:{port}"
