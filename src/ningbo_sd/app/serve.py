@@ -59,16 +59,27 @@ def port_problem(address: str, port: int) -> str | None:
     -------
     str or None
     """
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((address, port))
+        probe_port(address, port)
     except OSError as exc:
         return listen_error(exc, address, port)
     except OverflowError:  # a port outside 0-65535
         return CANNOT_LISTEN.format(address=address, port=port, reason="ports are 0 to 65535")
     return None
+
+
+def probe_port(address: str, port: int) -> None:
+    """Bind ``address:port`` as Tornado binds it (``SO_REUSEADDR``) and close it at once.
+
+    Raises
+    ------
+    OSError
+        When the port cannot be bound (in use, or not an address of this machine).
+    """
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((address, port))
 
 
 def listen_error(exc: OSError, address: str, port: int) -> str:
@@ -348,6 +359,9 @@ def make_server(
     if forked:
         from tornado.process import fork_processes
 
+        # a port taken since the first check is one OSError here, in the parent, not a
+        # failing worker that Tornado restarts a hundred times
+        probe_port(address, port)
         fork_processes(num_procs if num_procs > 0 else None)  # returns in each worker
     with reusable_port(forked):
         server = pn.serve(
