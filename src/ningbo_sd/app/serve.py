@@ -363,7 +363,7 @@ def make_server(
         # failing worker that Tornado restarts a hundred times
         probe_port(address, port)
         fork_processes(num_procs if num_procs > 0 else None)  # returns in each worker
-    with reusable_port(forked):
+    with reusable_port() if forked else contextlib.nullcontext():
         server = pn.serve(
             session,
             port=port,
@@ -388,7 +388,7 @@ def make_server(
 
 
 @contextlib.contextmanager
-def reusable_port(reuse: bool = True):
+def reusable_port():
     """While the block runs, Bokeh binds its server's sockets with ``SO_REUSEPORT``.
 
     Bokeh's own ``num_procs`` binds one socket before forking, and all workers accept
@@ -396,15 +396,7 @@ def reusable_port(reuse: bool = True):
     opened together split 21/4 and 18/7 between two workers and one core idled through
     most of a burst of moves. Workers forked first, each binding the port with
     ``SO_REUSEPORT``, get the connections spread over them by the kernel.
-
-    Parameters
-    ----------
-    reuse : bool
-        Whether to change anything (False: the block runs as it is).
     """
-    if not reuse:
-        yield
-        return
     import bokeh.server.server as bokeh_server
     from tornado.netutil import bind_sockets
 
