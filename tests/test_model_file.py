@@ -46,9 +46,9 @@ def test_every_constant_has_a_range(meta):
 
 def test_time_settings(meta):
     assert meta["INITIAL TIME"].default == 2015
-    assert meta["FINAL TIME"].default == 2035
+    assert meta["FINAL TIME"].default == 2036  # 1 January 2036: 2035 ends inside the run
     assert meta["TIME STEP"].default == 0.25
-    assert meta["SAVEPER"].default == 1
+    assert meta["SAVEPER"].default == 0.5  # mid-year flows and year-end stocks
     assert meta.subscripts["cluster"][-1] == "other"
     assert len(meta.subscripts["cluster"]) == 13
 

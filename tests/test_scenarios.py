@@ -126,8 +126,11 @@ def test_headline_frame_reads_each_column_from_its_variable(name):
     raw = run_raw(resolve_parameters(name), columns=required_variables())
     table = headline_frame(raw)
     assert table.index.tolist() == list(range(2015, 2036))
+    years = np.arange(2015, 2036)
     for column in output_columns():  # reference: one column at a time, straight from raw
-        values = raw[column.variable].to_numpy(dtype=float)
+        # a flow over year Y is read at mid-year, a year-end stock on the next 1 January
+        at = years + (1.0 if column.timing == "stock" else 0.5)
+        values = raw[column.variable].loc[at].to_numpy(dtype=float)
         if column.name == "binding_constraint":
             assert table[column.name].tolist() == [binding_label(v) for v in values]
         else:

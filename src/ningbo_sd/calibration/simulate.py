@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ningbo_sd.model.metadata import MODEL_PATH
-from ningbo_sd.model.outputs import OutputColumn, output_columns
+from ningbo_sd.model.outputs import OutputColumn, output_columns, year_positions
 
 CLUSTER_COLUMN = re.compile(r"^(?P<variable>[^\[]+)\[(?P<element>[^\]]+)\]$")
 
@@ -34,7 +34,8 @@ class BatchSimulator:
     columns : sequence of str
         Headline column names (``model/outputs.yaml`` plus ``gross_output_<cluster>``).
     years : sequence of int
-        Years to return (each must be a saved time of the model).
+        Years to return (each column read at its time in the year:
+        :func:`ningbo_sd.model.outputs.reading_time`).
     model_path : str or Path
         The Vensim model (the Ningbo model by default).
     """
@@ -125,13 +126,10 @@ class BatchSimulator:
             Column name -> array ``(samples, years)``.
         """
         names, times, data = self.compiled.simulate(table, keep=self._variables(), threads=1)
-        times = np.round(times).astype(int)
-        positions = np.searchsorted(times, self.years)
-        if np.any(positions >= len(times)) or np.any(times[positions] != self.years):
-            raise ValueError(
-                f"years {self.years.tolist()} are not all saved times of the model "
-                f"({times.min()}-{times.max()})"
-            )
+        positions = {
+            timing: year_positions(times, self.years, timing)
+            for timing in {column.timing for column in self.columns}
+        }
         layout = self._layout(names)
         out: dict[str, np.ndarray] = {}
         for column in self.columns:
@@ -140,7 +138,7 @@ class BatchSimulator:
             offset, _, elements = layout[variable]
             if match:
                 offset += elements.index(match.group("element"))
-            out[column.name] = data[:, positions, offset] * column.scale
+            out[column.name] = data[:, positions[column.timing], offset] * column.scale
         self.calls += 1
         self.samples += int(data.shape[0])
         return out

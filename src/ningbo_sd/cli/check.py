@@ -91,8 +91,8 @@ def record_discrepancy(sections) -> None:
         "# year-to-year correlation. Maximum likelihood over the hindcast's forecast errors\n"
         f"# ({n_errors} figures of 2019-2020, calibrated through 2018). Written by\n"
         "# `ningbo-sd check --record`; `ningbo-sd check` reports when it no longer matches.\n"
-        f"sd: {estimate.sd:.6f}\n"
-        f"correlation: {estimate.correlation:.6f}\n"
+        f"sd: {estimate.sd:.12g}\n"
+        f"correlation: {estimate.correlation:.12g}\n"
     )
     write_text_atomically(path, text)
     typer.echo(

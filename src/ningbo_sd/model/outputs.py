@@ -3,6 +3,11 @@
 One function turns raw model results (Vensim-named columns indexed by time, from
 PySD or from the batch engine) into the tidy per-year table the CLI, the scorecard
 and the app share.
+
+Timing: model time 2015 is 1 January 2015. A column is a *flow* over the year (year Y
+reads the model at mid-year, Y + 0.5: a year's average for a smooth path, and a lever or
+an annual index for year Y applies there) or a year-end *stock* (year Y reads Y + 1).
+:func:`reading_time` and :func:`year_positions` are the one place that says so.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ CLUSTERS: tuple[str, ...] = (
     "other",
 )
 BINDING_LABELS: tuple[str, ...] = ("capital", "land", "energy")
+#: Where in a year each kind of column is read, from 1 January of that year.
+TIMING_OFFSETS: dict[str, float] = {"flow": 0.5, "stock": 1.0}
+#: Saved times match a reading time within this (years).
+TIME_MATCH = 1e-6
 CLUSTER_OUTPUT_VARIABLE = "Cluster Gross Output"
 
 
@@ -46,6 +55,60 @@ class OutputColumn:
     unit: str
     label_en: str
     label_zh: str
+    timing: str = "flow"
+
+
+def reading_time(year: int, timing: str = "flow") -> float:
+    """Model time at which a column's figure for ``year`` is read.
+
+    Parameters
+    ----------
+    year : int
+        Calendar year.
+    timing : {"flow", "stock"}
+        A flow over the year (read at mid-year) or a year-end stock.
+
+    Returns
+    -------
+    float
+    """
+    if timing not in TIMING_OFFSETS:
+        raise ValueError(f"timing {timing!r} is not one of {', '.join(TIMING_OFFSETS)}")
+    return year + TIMING_OFFSETS[timing]
+
+
+def annual_years(times: np.ndarray) -> np.ndarray:
+    """Calendar years whose flows and year-end stocks are both among the saved ``times``."""
+    times = np.asarray(times, dtype=float)
+    first, last = int(np.ceil(times.min() - TIME_MATCH)), int(np.floor(times.max() + TIME_MATCH))
+    candidates = np.arange(first, last + 1)
+
+    def saved(time: float) -> bool:
+        return bool(np.abs(times - time).min() < TIME_MATCH)
+
+    keep = [y for y in candidates if all(saved(reading_time(y, k)) for k in TIMING_OFFSETS)]
+    return np.asarray(keep, dtype=int)
+
+
+def year_positions(times: np.ndarray, years: np.ndarray, timing: str = "flow") -> np.ndarray:
+    """Positions in ``times`` of each year's reading time for a column of ``timing``.
+
+    Raises
+    ------
+    ValueError
+        If a reading time is not a saved time (the run's grid is too coarse or too short).
+    """
+    times = np.asarray(times, dtype=float)
+    wanted = np.asarray([reading_time(int(year), timing) for year in years], dtype=float)
+    positions = np.clip(np.searchsorted(times, wanted - TIME_MATCH), 0, len(times) - 1)
+    bad = np.abs(times[positions] - wanted) >= TIME_MATCH
+    if bad.any():
+        raise ValueError(
+            f"model time {wanted[bad][0]:g} ({timing} for {int(np.asarray(years)[bad][0])}) is "
+            f"not a saved time of the run ({times.min():g}-{times.max():g}); the model must save "
+            "every half year (SAVEPER 0.5) through the year after the last one"
+        )
+    return positions
 
 
 @lru_cache(maxsize=1)
@@ -60,6 +123,7 @@ def output_columns() -> tuple[OutputColumn, ...]:
             unit=entry["unit"],
             label_en=entry["en"],
             label_zh=entry["zh"],
+            timing=_timing(name, entry),
         )
         for name, entry in spec.items()
     ]
@@ -75,6 +139,15 @@ def output_columns() -> tuple[OutputColumn, ...]:
         for cluster in CLUSTERS
     ]
     return tuple(columns)
+
+
+def _timing(name: str, entry: dict) -> str:
+    timing = entry.get("timing", "flow")
+    if timing not in TIMING_OFFSETS:
+        raise ValueError(
+            f"{OUTPUTS_FILE}: {name}: timing {timing!r}; allowed: {', '.join(TIMING_OFFSETS)}"
+        )
+    return timing
 
 
 def required_variables() -> list[str]:
@@ -102,8 +175,9 @@ def headline_frame(raw: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Indexed by ``year`` (int), one column per headline output; ``binding_constraint``
-        holds ``capital``, ``land`` or ``energy``.
+        Indexed by ``year`` (int), one column per headline output (flows at mid-year,
+        year-end stocks at the next 1 January); ``binding_constraint`` holds ``capital``,
+        ``land`` or ``energy``.
     """
     columns = output_columns()
     missing = [c.variable for c in columns if c.variable not in raw.columns]
@@ -113,11 +187,14 @@ def headline_frame(raw: pd.DataFrame) -> pd.DataFrame:
     # most of the app's server time per slider move)
     positions = raw.columns.get_indexer([column.variable for column in columns])
     values = raw.to_numpy(dtype=float)
+    times = raw.index.to_numpy(dtype=float)
+    years = annual_years(times)
+    rows = {kind: year_positions(times, years, kind) for kind in TIMING_OFFSETS}
     data = {}
     for column, position in zip(columns, positions, strict=True):
+        series = values[rows[column.timing], position]
         if column.name == "binding_constraint":
-            data[column.name] = [binding_label(v) for v in values[:, position]]
+            data[column.name] = [binding_label(v) for v in series]
         else:
-            data[column.name] = values[:, position] * column.scale
-    index = pd.Index(np.round(raw.index.to_numpy()).astype(int), name="year")
-    return pd.DataFrame(data, index=index)
+            data[column.name] = series * column.scale
+    return pd.DataFrame(data, index=pd.Index(years, name="year"))

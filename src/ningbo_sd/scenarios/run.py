@@ -17,9 +17,11 @@ from ningbo_sd.io import read_yaml_file
 from ningbo_sd.model.metadata import MODEL_PATH, ModelFileError
 from ningbo_sd.model.outputs import (
     BINDING_LABELS,
+    annual_years,
     headline_frame,
     output_columns,
     required_variables,
+    year_positions,
 )
 from ningbo_sd.model.safety import check_model_text
 from ningbo_sd.resources import calibrated_file
@@ -182,6 +184,9 @@ def headline_dataset(raw: xr.Dataset) -> xr.Dataset:
     names are in its ``labels`` attribute) so that batches stay numeric.
     """
     variables = {}
+    times = raw["time"].to_numpy()
+    years = annual_years(times)
+    rows = {timing: year_positions(times, years, timing) for timing in ("flow", "stock")}
     # each raw variable once as (sample, time[, cluster]), with its cluster names
     arrays: dict[str, tuple[np.ndarray, list]] = {}
     for column in output_columns():
@@ -195,6 +200,7 @@ def headline_dataset(raw: xr.Dataset) -> xr.Dataset:
                 clusters,
             )
         values, clusters = arrays[name]
+        values = values[:, rows[column.timing]]
         if element:
             values = values[:, :, clusters.index(element.rstrip("]"))]
         if column.name == "binding_constraint":
@@ -205,7 +211,6 @@ def headline_dataset(raw: xr.Dataset) -> xr.Dataset:
             attrs = {"units": column.unit, "label_en": column.label_en, "label_zh": column.label_zh}
         variables[column.name] = (("sample", "year"), values, attrs)
     # plain (dims, values, attrs) with the coordinates given once: no alignment pass
-    years = np.round(raw["time"].to_numpy()).astype(int)
     import xarray as xr
 
     return xr.Dataset(variables, coords={"sample": raw["sample"].to_numpy(), "year": years})

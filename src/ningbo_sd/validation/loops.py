@@ -12,12 +12,14 @@ from pathlib import Path
 import pandas as pd
 
 from ningbo_sd.io import UserError, read_yaml_file
+from ningbo_sd.model.outputs import reading_time
 from ningbo_sd.resources import model_dir
 from ningbo_sd.validation import Section
 
 LOOPS_FILE = model_dir() / "loops.yaml"
 OUTPUT = "Gross Output"
 YEAR = 2035
+AT = reading_time(YEAR)  # 2035's output is the flow over 2035, read at mid-year
 LOOP_KEYS = {"id", "name", "polarity", "path", "perturbation", "hold", "threshold_pct"}
 OPTIONAL_KEYS = {"known_failure"}
 
@@ -91,9 +93,9 @@ def check_loops(path: str | Path | None = None) -> Section:
         if not columns:
             raise UserError(f"{path or LOOPS_FILE}: loop {loop['id']}: hold: no variable {hold!r}")
         held_model = model.with_paths({hold: (times, reference[columns].to_numpy())})
-        base = reference[OUTPUT].loc[YEAR]
-        perturbed = model.run_one(params, keep=[OUTPUT])[OUTPUT].loc[YEAR]
-        held = held_model.run_one(params, keep=[OUTPUT])[OUTPUT].loc[YEAR]
+        base = reference[OUTPUT].loc[AT]
+        perturbed = model.run_one(params, keep=[OUTPUT])[OUTPUT].loc[AT]
+        held = held_model.run_one(params, keep=[OUTPUT])[OUTPUT].loc[AT]
         effect = 100 * (perturbed - held) / perturbed
         cycle = on_a_cycle(hold)  # on a mere chain, holding a link is not a loop test
         active = cycle and abs(effect) > float(loop["threshold_pct"])
