@@ -78,3 +78,10 @@ def test_an_annual_index_applies_at_mid_year():
     wedge = params.get("VA Deflator Wedge", 0.008)
     ppi_2017 = 0.986854  # 2020 = 1; drivers.csv ppi_china, as in the model's table
     assert raw["Price Index"].loc[2017.5] == pytest.approx(ppi_2017 * np.exp(wedge * -3), rel=1e-12)
+
+
+def test_a_run_to_1_january_2036_reports_2015_to_2035():
+    from ningbo_sd.model.outputs import report_years
+
+    assert report_years(2015.0, 2036.0) == range(2015, 2036)
+    assert report_years(2015.0, 2035.5) == range(2015, 2035)  # 2035's year-end is outside

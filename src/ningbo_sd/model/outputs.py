@@ -77,6 +77,17 @@ def reading_time(year: int, timing: str = "flow") -> float:
     return year + TIMING_OFFSETS[timing]
 
 
+def report_years(initial_time: float, final_time: float) -> range:
+    """Calendar years a run from ``initial_time`` to ``final_time`` reports.
+
+    A year is reported when its year-end (the next 1 January) is inside the run: a model
+    running from 2015 to 2036 reports 2015-2035.
+    """
+    first = int(np.ceil(initial_time - TIME_MATCH))
+    last = int(np.floor(final_time + TIME_MATCH)) - int(TIMING_OFFSETS["stock"])
+    return range(first, last + 1)
+
+
 def annual_years(times: np.ndarray) -> np.ndarray:
     """Calendar years whose flows and year-end stocks are both among the saved ``times``."""
     times = np.asarray(times, dtype=float)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ningbo_sd.model.outputs import report_years
 from ningbo_sd.scenarios.run import CALIBRATED_FILE
 from ningbo_sd.uncertainty.budget import check_ensemble_fits
 from ningbo_sd.uncertainty.noise import is_noise_column, resolve_noise
@@ -294,7 +295,7 @@ def prepare(
     if unknown:
         raise ValueError(f"indicators {unknown} are not headline columns; choose from {known}")
     chosen = tuple(dict.fromkeys([*SUMMARY_INDICATORS, *indicators]))
-    model_years = range(round(model.time["initial_time"]), round(model.time["final_time"]) + 1)
+    model_years = report_years(model.time["initial_time"], model.time["final_time"])
     years = tuple(model_years) if years is None else tuple(int(y) for y in years)
     outside = [year for year in years if year not in model_years]
     if outside:

@@ -32,7 +32,7 @@ import pandas as pd
 
 from ningbo_sd.io import UserError, excerpt, format_number, read_yaml_file
 from ningbo_sd.model.metadata import MODEL_PATH, read_metadata
-from ningbo_sd.model.outputs import output_columns
+from ningbo_sd.model.outputs import output_columns, report_years
 from ningbo_sd.model.structure import read_structure
 from ningbo_sd.resources import model_dir
 from ningbo_sd.scenarios.levers import PERIODS, load_levers
@@ -369,7 +369,8 @@ def load_reality_checks(path: str | Path | None = None) -> list[RealityCheck]:
     if not isinstance(data, list) or not data:
         raise UserError(f"{source}: expected a non-empty list of tests, got {_describe(data)}")
     meta = read_metadata(MODEL_PATH)
-    years = (int(meta["INITIAL TIME"].default), int(meta["FINAL TIME"].default))
+    reported = report_years(meta["INITIAL TIME"].default, meta["FINAL TIME"].default)
+    years = (reported[0], reported[-1])
     seen: set[str] = set()
     return [_parse_test(source, index, item, seen, years) for index, item in enumerate(data)]
 
