@@ -224,8 +224,16 @@ def test_identifiability_flags_parameters_the_data_do_not_reach(problem, point_f
     posterior = sample_posterior(point_fit, n_draws=1500, walkers=160, burn_in=600, thin=1, seed=2)
     ident = identifiability(posterior)
     # Value added per mu is fitted only as a growth rate, which the land share cancels out of.
-    assert ident.loc["Enterprise Land Share", "verdict"] != "constrained"
+    # A chain this short shrinks every sd somewhat (seeds 2 and 3 give the land share a ratio
+    # of 0.42 and 0.55 around the 0.5 threshold), so compare it with a parameter the data
+    # reach; the verdict itself is read from the committed 20,000-draw report.
     assert ident.loc["Patent Yield", "verdict"] == "constrained"
+    ratio_of = ident["sd_ratio"]
+    assert ratio_of["Enterprise Land Share"] > 2 * ratio_of["Patent Yield"]
+    report = json.loads((calibration_dir() / "calibration_report.json").read_text(encoding="utf-8"))
+    verdicts = {row["parameter"]: row["verdict"] for row in report["parameters"]}
+    assert verdicts["Enterprise Land Share"] != "constrained"
+    assert verdicts["Patent Yield"] == "constrained"
     ratio = ident["posterior_sd"] / ident["prior_sd"]
     np.testing.assert_allclose(ident["sd_ratio"], ratio)
     pairs = strong_pairs(posterior.draws[problem.names].corr(), threshold=0.5)
