@@ -174,3 +174,26 @@ def test_a_held_variable_cuts_its_links():
         model.with_paths({"Capital Stock": (times, np.zeros((2, 13)))})
     with pytest.raises(KeyError):
         model.with_paths({"No Such Variable": (times, np.zeros(2))})
+
+
+def test_constants_come_in_the_models_order_whatever_the_hash_seed():
+    """Seeded draws over ``constants`` must not depend on the process's string hashing."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from ningbo_sd.engine.engine import compile_model;"
+        f"print(list(compile_model({str(SYN)!r}).constants))"
+    )
+    orders = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(orders) == 1

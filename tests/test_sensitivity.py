@@ -106,7 +106,7 @@ def test_an_empty_specification_is_refused():
 
 
 # not calibrated, so sampled from the register whether or not a posterior exists
-PARAMETERS = ["Price Inflation Future", "Construction Delay", "Land Productivity Headroom"]
+PARAMETERS = ["Price Inflation Future", "Construction Delay", "Land Intensity Decline"]
 
 
 @pytest.fixture(scope="module")

@@ -167,8 +167,10 @@ class CompiledModel:
             for n, v in model.variables.items()
             if v.kind == "constant" and n not in model.structural
         }
-        self.constants = {n: self._default(n) for n in self._settable}
-        self.structural_constants = {n: self._default(n) for n in model.structural}
+        # in the model's order, not a set's: the same in every process (seeded draws over
+        # ``constants`` give the same samples whatever the string hash seed)
+        self.constants = {n: self._default(n) for n in model.variables if n in self._settable}
+        self.structural_constants = {n: self._default(n) for n in sorted(model.structural)}
         self._cache: dict = {}  # keep rows, time grids and column labels, per request
         self._control_fns = self._control_closure()
         self.time = self._control_values({}, 1)
