@@ -7,7 +7,9 @@ Usage::
 Reports medians of several repetitions: compile time, kernel JIT time, single-run
 latency, batch throughput (samples/s), speed-up per sample over PySD measured in
 the same run, and peak memory of a 100,000-sample batch keeping 15 variables at
-annual resolution (measured in a child process).
+the model's own SAVEPER (half-yearly for the Ningbo model since its calendar reads flows at
+mid-year and stocks at year-end; ``--saveper 1`` for the old annual figures), measured in a
+child process.
 """
 
 from __future__ import annotations
@@ -55,11 +57,11 @@ def _headline(cm, k: int = 15) -> list[str]:
     return names[:k]
 
 
-def memory_child(model: str, n: int) -> None:
-    """Run ``n`` samples keeping 15 variables annually; print peak RSS (MiB)."""
+def memory_child(model: str, n: int, saveper: float | None = None) -> None:
+    """Run ``n`` samples keeping 15 variables at SAVEPER; print peak RSS (MiB)."""
     cm = compile_model(model)
     cm._runtime().warmup() if cm.backend == "numba" else None
-    ds = cm.run(_draws(cm, n), keep=_headline(cm), saveper=1.0)
+    ds = cm.run(_draws(cm, n), keep=_headline(cm), saveper=saveper)
     assert ds.sizes["sample"] == n
     print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
@@ -105,12 +107,20 @@ def main(argv=None) -> dict:
     ap.add_argument("--memory-samples", type=int, default=100_000)
     ap.add_argument("--pysd-reps", type=int, default=3)
     ap.add_argument("--skip-cold", action="store_true", help="skip the cold-cache processes")
+    ap.add_argument(
+        "--saveper", type=float, default=None, help="recording interval (default: the model's)"
+    )
     ap.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.memory_child:
-        memory_child(args.model, args.memory_samples)
+        memory_child(args.model, args.memory_samples, args.saveper)
         return {}
-    out: dict = {"model": args.model, "cpus": os.cpu_count(), "load_start": _load()}
+    out: dict = {
+        "model": args.model,
+        "saveper": args.saveper,
+        "cpus": os.cpu_count(),
+        "load_start": _load(),
+    }
 
     if not args.skip_cold:
         with tempfile.TemporaryDirectory() as cache:
@@ -132,15 +142,15 @@ def main(argv=None) -> dict:
     out["single_run_ms"] = 1e3 * _median_time(cm.run_one, max(args.reps, 20))
     keep = _headline(cm)
     params = _draws(cm, args.samples)
-    cm.run(params, keep=keep, saveper=1.0)  # warm
+    cm.run(params, keep=keep, saveper=args.saveper)  # warm
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    batch = _median_time(lambda: cm.run(params, keep=keep, saveper=1.0), args.reps)
+    batch = _median_time(lambda: cm.run(params, keep=keep, saveper=args.saveper), args.reps)
     out["cpu_share_during_batch"] = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
     out["batch_samples"] = args.samples
     out["samples_per_s"] = args.samples / batch
     cpu0, wall0 = time.process_time(), time.perf_counter()
     out["samples_per_s_1thread"] = args.samples / _median_time(
-        lambda: cm.run(params, keep=keep, saveper=1.0, threads=1), args.reps
+        lambda: cm.run(params, keep=keep, saveper=args.saveper, threads=1), args.reps
     )
     out["cpu_share_1thread"] = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
 
@@ -166,6 +176,7 @@ def main(argv=None) -> dict:
             "--memory-child",
             "--memory-samples",
             str(args.memory_samples),
+            *(["--saveper", str(args.saveper)] if args.saveper is not None else []),
         ],
         capture_output=True,
         text=True,
