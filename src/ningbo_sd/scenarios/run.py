@@ -177,6 +177,15 @@ def run_scenario(
     return headline_frame(raw)
 
 
+def _as_slice(positions: np.ndarray) -> slice | np.ndarray:
+    """A regular run of positions as a slice (a view, not a copy of 100,000 samples' rows)."""
+    if len(positions) > 1:
+        step = int(positions[1] - positions[0])
+        if step > 0 and np.array_equal(np.diff(positions), np.full(len(positions) - 1, step)):
+            return slice(int(positions[0]), int(positions[-1]) + 1, step)
+    return positions
+
+
 def headline_dataset(raw: xr.Dataset) -> xr.Dataset:
     """Turn a batch of raw results into headline variables over (sample, year).
 
@@ -186,7 +195,7 @@ def headline_dataset(raw: xr.Dataset) -> xr.Dataset:
     variables = {}
     times = raw["time"].to_numpy()
     years = annual_years(times)
-    rows = {timing: year_positions(times, years, timing) for timing in ("flow", "stock")}
+    rows = {timing: _as_slice(year_positions(times, years, timing)) for timing in ("flow", "stock")}
     # each raw variable once as (sample, time[, cluster]), with its cluster names
     arrays: dict[str, tuple[np.ndarray, list]] = {}
     for column in output_columns():
