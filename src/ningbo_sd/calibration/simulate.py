@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ningbo_sd.model.metadata import MODEL_PATH
-from ningbo_sd.model.outputs import OutputColumn, output_columns, year_positions
+from ningbo_sd.model.outputs import OutputColumn, output_columns, year_rows
 
 CLUSTER_COLUMN = re.compile(r"^(?P<variable>[^\[]+)\[(?P<element>[^\]]+)\]$")
 
@@ -127,7 +127,7 @@ class BatchSimulator:
         """
         names, times, data = self.compiled.simulate(table, keep=self._variables(), threads=1)
         positions = {
-            timing: year_positions(times, self.years, timing)
+            timing: year_rows(times, self.years, timing)
             for timing in {column.timing for column in self.columns}
         }
         layout = self._layout(names)

@@ -91,12 +91,11 @@ def report_years(initial_time: float, final_time: float) -> range:
 def annual_years(times: np.ndarray) -> np.ndarray:
     """Calendar years whose flows and year-end stocks are both among the saved ``times``."""
     times = np.asarray(times, dtype=float)
-    first, last = int(np.ceil(times.min() - TIME_MATCH)), int(np.floor(times.max() + TIME_MATCH))
-    candidates = np.arange(first, last + 1)
 
     def saved(time: float) -> bool:
         return bool(np.abs(times - time).min() < TIME_MATCH)
 
+    candidates = report_years(times.min(), times.max())
     keep = [y for y in candidates if all(saved(reading_time(y, k)) for k in TIMING_OFFSETS)]
     return np.asarray(keep, dtype=int)
 
@@ -152,6 +151,20 @@ def output_columns() -> tuple[OutputColumn, ...]:
     return tuple(columns)
 
 
+def year_rows(times: np.ndarray, years: np.ndarray, timing: str = "flow") -> slice | np.ndarray:
+    """:func:`year_positions` as a slice when they are evenly spaced (as on a model's grid).
+
+    Indexing with the slice gives a view: a batch of 100,000 samples is not copied to pick
+    its years.
+    """
+    positions = year_positions(times, years, timing)
+    if len(positions) > 1:
+        step = int(positions[1] - positions[0])
+        if step > 0 and np.array_equal(np.diff(positions), np.full(len(positions) - 1, step)):
+            return slice(int(positions[0]), int(positions[-1]) + 1, step)
+    return positions
+
+
 def _timing(name: str, entry: dict) -> str:
     timing = entry.get("timing", "flow")
     if timing not in TIMING_OFFSETS:
@@ -200,7 +213,7 @@ def headline_frame(raw: pd.DataFrame) -> pd.DataFrame:
     values = raw.to_numpy(dtype=float)
     times = raw.index.to_numpy(dtype=float)
     years = annual_years(times)
-    rows = {kind: year_positions(times, years, kind) for kind in TIMING_OFFSETS}
+    rows = {kind: year_rows(times, years, kind) for kind in TIMING_OFFSETS}
     data = {}
     for column, position in zip(columns, positions, strict=True):
         series = values[rows[column.timing], position]

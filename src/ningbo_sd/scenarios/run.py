@@ -17,11 +17,12 @@ from ningbo_sd.io import read_yaml_file
 from ningbo_sd.model.metadata import MODEL_PATH, ModelFileError
 from ningbo_sd.model.outputs import (
     BINDING_LABELS,
+    TIMING_OFFSETS,
     annual_years,
     headline_frame,
     output_columns,
     required_variables,
-    year_positions,
+    year_rows,
 )
 from ningbo_sd.model.safety import check_model_text
 from ningbo_sd.resources import calibrated_file
@@ -177,15 +178,6 @@ def run_scenario(
     return headline_frame(raw)
 
 
-def _as_slice(positions: np.ndarray) -> slice | np.ndarray:
-    """A regular run of positions as a slice (a view, not a copy of 100,000 samples' rows)."""
-    if len(positions) > 1:
-        step = int(positions[1] - positions[0])
-        if step > 0 and np.array_equal(np.diff(positions), np.full(len(positions) - 1, step)):
-            return slice(int(positions[0]), int(positions[-1]) + 1, step)
-    return positions
-
-
 def headline_dataset(raw: xr.Dataset) -> xr.Dataset:
     """Turn a batch of raw results into headline variables over (sample, year).
 
@@ -195,7 +187,7 @@ def headline_dataset(raw: xr.Dataset) -> xr.Dataset:
     variables = {}
     times = raw["time"].to_numpy()
     years = annual_years(times)
-    rows = {timing: _as_slice(year_positions(times, years, timing)) for timing in ("flow", "stock")}
+    rows = {timing: year_rows(times, years, timing) for timing in TIMING_OFFSETS}
     # each raw variable once as (sample, time[, cluster]), with its cluster names
     arrays: dict[str, tuple[np.ndarray, list]] = {}
     for column in output_columns():
