@@ -115,7 +115,7 @@ def test_generated_source_holds_no_model_text(cm):
     from ningbo_sd.engine.vpow import NUMBA_SOURCE
 
     body = NumbaRuntime(cm.ir).source
-    fragments = [*re.split(r"__(?:NC|INIT|BODY|POW|UPDATE)__", _TEMPLATE), NUMBA_SOURCE.strip()]
+    fragments = [*re.split(r"__(?:NC|INIT|BODY|REPORT|POW|UPDATE)__", _TEMPLATE), NUMBA_SOURCE.strip()]
     for fragment in fragments:  # keep only generated code
         assert fragment in body
         body = body.replace(fragment, "\n", 1)
@@ -197,3 +197,32 @@ def test_constants_come_in_the_models_order_whatever_the_hash_seed():
         for seed in ("1", "2", "3")
     }
     assert len(orders) == 1
+
+
+def test_reporting_variables_are_computed_only_at_saved_steps_with_the_same_bits():
+    """What no state update reads is computed at the saved steps only, and equals an every-step run.
+
+    The numba kernel skips the reporting variables (shares, per-unit ratios) at the steps
+    it does not save; a run saving every step computes them every step. The values at the
+    common times must be the same bits, and nothing a stock reads may be report-only.
+    """
+    from ningbo_sd.resources import model_file
+
+    cm = compile_model(model_file(), backend="numba")
+    ir = cm.ir
+    assert {"High Tech Share", "Value Added per Mu"} <= ir.report_only
+    assert "Gross Output" not in ir.report_only  # revenue funds R&D, which builds knowledge
+    for _, flow in ir.stocks:
+        deps = {flow}
+        for name in reversed(ir.run_order):
+            if name in deps:
+                deps |= set().union(*(a.deps_run for a in ir.assigns.get(name, [])))
+        assert not deps & ir.report_only, flow
+    rng = np.random.default_rng(3)
+    draws = {"Capital Elasticity": cm.constants["Capital Elasticity"] * rng.uniform(0.9, 1.1, 6)}
+    keep = ["High Tech Share", "Value Added per Mu", "Gross Output"]
+    half = cm.run(draws, keep=keep, saveper=2 * cm.time["time_step"])
+    every = cm.run(draws, keep=keep, saveper=cm.time["time_step"])
+    assert half.sizes["time"] < every.sizes["time"]
+    for name in keep:
+        np.testing.assert_array_equal(half[name].values, every[name].sel(time=half.time).values)

@@ -272,6 +272,10 @@ class ModelIR:
         are computed at initial time.
     run_order : list of str
         Order of the dynamic variables recomputed every step.
+    report_only : frozenset of str
+        Dynamic variables that no state update reads, directly or through other
+        variables (reporting variables such as shares and per-unit ratios): a
+        runtime may compute them only at the steps it saves.
     stocks : list of tuple
         ``(stock, flow_var)``: Euler update ``stock += flow * dt``.
     discrete : list of tuple
@@ -293,6 +297,7 @@ class ModelIR:
     assigns: dict = field(default_factory=dict)
     init_order: list = field(default_factory=list)
     run_order: list = field(default_factory=list)
+    report_only: frozenset = frozenset()
     stocks: list = field(default_factory=list)
     discrete: list = field(default_factory=list)
     stock_init: dict = field(default_factory=dict)

@@ -179,6 +179,7 @@ def run_loop(XG, W, I, F, LX, LY, LS, LN, times, save, keep, R, dt):
             t = times[it]
 __BODY__
             if save[it]:
+__REPORT__
                 for q in range(keep.shape[0]):
                     v0 = keep[q] * NC
                     for s in range(NC):
@@ -218,12 +219,22 @@ class NumbaRuntime:
                     gen.assign(name, a.target, a.expr)
         gen.flush()
         init_body = "\n".join(gen.lines) if gen.lines else "        pass"
+        # every step computes what the state update reads; the variables that only
+        # report are computed at the saved steps (same operations on the same values)
         gen.lines, gen.phase, gen.ind = [], "run", 12  # same tables, scratch and names
         for name in model.run_order:
-            for a in model.assigns.get(name, []):
-                gen.assign(name, a.target, a.expr)
+            if name not in model.report_only:
+                for a in model.assigns.get(name, []):
+                    gen.assign(name, a.target, a.expr)
         gen.flush()
         body = "\n".join(gen.lines) if gen.lines else "            pass"
+        gen.lines, gen.ind = [], 16
+        for name in model.run_order:
+            if name in model.report_only:
+                for a in model.assigns.get(name, []):
+                    gen.assign(name, a.target, a.expr)
+        gen.flush()
+        report = "\n".join(gen.lines) if gen.lines else "                pass"
         rt = self._numpy
         state_rows = (rt.stock_rows, rt.flow_rows, rt.disc_rows, rt.next_rows)
         self.source = (
@@ -231,6 +242,7 @@ class NumbaRuntime:
             .replace("__POW__", _POW_SOURCE.strip())
             .replace("__INIT__", init_body)
             .replace("__BODY__", body)
+            .replace("__REPORT__", report)
             .replace("__UPDATE__", update_source(*state_rows, self.group, indent=16))
         )
         self.n_scratch = max(gen.n_scratch, 1)

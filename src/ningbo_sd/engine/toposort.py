@@ -120,6 +120,12 @@ def _order(model: ModelIR) -> None:
         if n in dynamic
     }
     model.run_order = _toposort(run_graph, "model equations")
+    # what the end-of-step update reads, and everything upstream of it; the rest only reports
+    needed = {f for _, f in model.stocks} | {f for _, f in model.discrete}
+    for name in reversed(model.run_order):
+        if name in needed:
+            needed |= run_graph[name]
+    model.report_only = frozenset(n for n in model.run_order if n not in needed)
 
 
 def _rewrite_children(node, fn):
