@@ -115,7 +115,10 @@ def test_generated_source_holds_no_model_text(cm):
     from ningbo_sd.engine.vpow import NUMBA_SOURCE
 
     body = NumbaRuntime(cm.ir).source
-    fragments = [*re.split(r"__(?:NC|INIT|BODY|REPORT|POW|UPDATE)__", _TEMPLATE), NUMBA_SOURCE.strip()]
+    fragments = [
+        *re.split(r"__(?:NC|INIT|BODY|REPORT|POW|UPDATE)__", _TEMPLATE),
+        NUMBA_SOURCE.strip(),
+    ]
     for fragment in fragments:  # keep only generated code
         assert fragment in body
         body = body.replace(fragment, "\n", 1)
