@@ -112,18 +112,20 @@ def _quantum(a, b):
     return b * np.trunc(a / b)
 
 
+# ZIDZ / XIDZ as selects, not branches, so that a sample loop of them vectorises:
+# the division always runs (by 1.0 where b is small) and its result is discarded there
 @njit(**_J)
 def _zidz(a, b):
-    if abs(b) < _SMALL:
-        return 0.0
-    return a / b
+    small = abs(b) < _SMALL
+    q = a / (1.0 if small else b)
+    return 0.0 if small else q
 
 
 @njit(**_J)
 def _xidz(a, b, x):
-    if abs(b) < _SMALL:
-        return x
-    return a / b
+    small = abs(b) < _SMALL
+    q = a / (1.0 if small else b)
+    return x if small else q
 
 
 @njit(**_J)
