@@ -19,7 +19,7 @@ STOCK_FLOWS = {
     "Capital Stock": (["Capital Completion"], ["Depreciation"]),
     "Knowledge Stock": (["Knowledge Investment"], ["Knowledge Obsolescence"]),
     "Effective Invention Patents": (["New Patents"], ["Patent Lapses"]),
-    "High Tech Enterprises": (["High Tech Certifications"], ["High Tech Exits"]),
+    "High Tech Enterprises": (["High Tech Certifications"], ["Certificate Expiries"]),
     "Industrial Land": (["Land Inflow"], ["Land Exits"]),
     "Construction Land": (["New Construction Land"], []),
     "Energy Intensity": ([], ["Intensity Reduction"]),
