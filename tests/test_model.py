@@ -127,6 +127,36 @@ def test_no_investment_capital_only_decays():
         assert capital[-1] < capital[0]
 
 
+def test_a_high_tech_certificate_lasts_exactly_three_years():
+    """With no certification and no renewal, the 2015 stock is gone at the start of 2018.
+
+    The certificates held at the start of 2015 expire evenly over 2015-2017 (a pipeline of
+    twelve quarter-year stages, not an average exit rate, which would leave e^-1 of them).
+    """
+    run = fine_run(
+        {"Spontaneous Certification": 0, "Peer Certification Effect": 0, "Renewal Share": 0}
+    )
+    stock = run["High Tech Enterprises"]
+    initial = float(stock.loc[2015.0])
+    for year, left in ((2016.0, 2 / 3), (2017.0, 1 / 3), (2018.0, 0.0), (2025.0, 0.0)):
+        assert float(stock.loc[year]) == pytest.approx(left * initial, abs=1e-9 * initial)
+    assert float(run["Certificate Expiries"].loc[2016.5]) == pytest.approx(initial / 3)
+
+
+def test_the_cultivation_campaign_acts_from_2018_only():
+    """The 2018-2020 campaign leaves 2015-2017 as they were and adds certifications after."""
+    with_campaign = fine_run({"High Tech Campaign Effect": 2.0})
+    without = fine_run({"High Tech Campaign Effect": 1.0})
+    before = with_campaign.index < 2018
+    after = with_campaign.index >= 2018.25
+    first = "First High Tech Certifications"
+    np.testing.assert_array_equal(with_campaign.loc[before, first], without.loc[before, first])
+    assert (
+        with_campaign.loc[after, "High Tech Enterprises"]
+        > without.loc[after, "High Tech Enterprises"]
+    ).all()
+
+
 def test_zero_energy_quota_means_no_output():
     run = fine_run({"Initial Energy Quota Ratio": 0.0})
     for variable in ("Value Added", "Gross Output", "Energy Use", "Revenue"):

@@ -69,12 +69,18 @@ def test_a_repeated_actual_id_is_refused(tmp_path):
 # ---------------------------------------------------------------- calibration and actuals
 
 
-def test_the_default_calibration_does_not_see_the_actuals(tmp_path, monkeypatch):
-    """Changing every published value changes --through fits, never the default fit."""
+def test_the_default_calibration_sees_only_the_actuals_of_2015_and_2020(tmp_path, monkeypatch):
+    """Published values of 2016-2025 change --through fits, never the default fit.
+
+    The default fits the plan's figures and the published figures of the window's ends (2015
+    and 2020), except those its fixed cluster split cannot fit; the intermediate years stay
+    out of sample.
+    """
     from ningbo_sd.calibration.problem import load_problem
 
     frame = pd.read_csv(ACTUALS_PATH, dtype=str, keep_default_na=False)
-    frame["value"] = [str(float(v) * 3 + 7) for v in frame["value"]]
+    later = ~frame["year"].isin(["2015", "2020"])
+    frame.loc[later, "value"] = [str(float(v) * 3 + 7) for v in frame.loc[later, "value"]]
     changed = tmp_path / "actuals.csv"
     frame.to_csv(changed, index=False)
 
@@ -88,6 +94,12 @@ def test_the_default_calibration_does_not_see_the_actuals(tmp_path, monkeypatch)
     theta = before.default_unit
     np.testing.assert_array_equal(before.residuals(theta), after.residuals(theta))
     assert [t.value for t in after_through.fitted] != [t.value for t in before_through.fitted]
+    published = set(frame["id"])
+    fitted_published = {t.id: t.year for t in before.fitted if t.id in published}
+    assert fitted_published == {"high_tech_firms_new_2015": 2015}
+    statuses = {t.id: t.status for t in before.terms}
+    assert statuses.get("cluster_scale_2020__appliances") is None  # not a term of the default
+    assert "cluster_scale_2020__appliances" not in {t.id for t in before_through.fitted}
 
 
 # ---------------------------------------------------------------- out of sample, in sample
@@ -109,6 +121,10 @@ def test_out_of_sample_compares_every_figure_it_can(out_of_sample_section):
     assert "MAPE on levels" in out_of_sample_section.summary
     gross_2021 = compared.set_index("id").loc["gross_output_2021"]
     assert gross_2021["observed"] == 22100 and 15000 < gross_2021["model"] < 22100
+    # a published figure the default calibration fits is shown, not counted
+    fitted = table.set_index("id").loc["high_tech_firms_new_2015"]
+    assert fitted["status"] == "in sample" and "default calibration" in fitted["reason"]
+    assert "high_tech_firms_new_2016" in set(compared["id"])
 
 
 def test_the_mape_guard_fails_when_the_error_grows(tmp_path, monkeypatch):

@@ -37,6 +37,7 @@ from ningbo_sd.calibration.observations import (
     build_terms,
     load_observation_map,
     measure_values,
+    window_actual,
 )
 from ningbo_sd.calibration.simulate import BatchSimulator
 from ningbo_sd.plan.assumptions import (
@@ -357,7 +358,8 @@ def load_problem(
         ``indicators.csv`` (default: the bundled one).
     through : int, optional
         Fit the plan's figures and the published actuals up to this year (the default,
-        None, fits the plan's 2015-2020 figures only and never the actuals).
+        None, fits the plan's 2015-2020 figures and the published figures of 2015 and 2020,
+        :func:`~ningbo_sd.calibration.observations.window_actual`).
 
     Returns
     -------
@@ -374,6 +376,8 @@ def load_problem(
     terms = build_terms(observations, load_observation_map(map_path))
     if through is not None:
         terms = fit_through(terms + actual_terms(), through)
+    else:
+        terms = terms + [term for term in actual_terms() if window_actual(term)]
     specs = parameter_specs(load_assumptions(assumptions_path), parameters)
     problem = CalibrationProblem(specs, terms)
     known = problem.simulator.compiled.constants

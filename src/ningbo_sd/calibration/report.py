@@ -271,7 +271,8 @@ def calibrated_yaml(fit: FitResult, parameters: pd.DataFrame, settings: dict) ->
     }
     header = (
         "# Calibrated parameters of model/ningbo.mdl: bounded least squares against the\n"
-        "# 2015-2020 observations (calibration/data/observations.csv) with priors from the\n"
+        "# 2015-2020 observations (calibration/data/observations.csv, and the published\n"
+        "# figures of 2015 and 2020 in actuals.csv) with priors from the\n"
         "# assumptions register. Written by `ningbo-sd calibrate`; do not edit by hand.\n"
         "# scenarios/run.py reads `parameters` (Vensim name -> value) as every run's base.\n"
         "# Intervals are 95 %: Laplace (Jacobian) and posterior (emcee) quantiles;\n"

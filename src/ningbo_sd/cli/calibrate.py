@@ -86,7 +86,7 @@ def run_calibration(
         Fit only these register rows.
     through : int, optional
         Fit the plan's figures and the published actuals up to this year (default: the
-        plan's 2015-2020 figures only).
+        plan's 2015-2020 figures and the published figures of 2015 and 2020).
 
     Returns
     -------
@@ -164,7 +164,8 @@ def register(app: typer.Typer) -> None:
             int | None,
             typer.Option(
                 help="Fit the plan's figures and the published actuals up to this year "
-                "(default: the plan's 2015-2020 figures only; the actuals are never fitted)."
+                "(default: the plan's 2015-2020 figures and the published figures of 2015 and "
+                "2020; those of 2016-2019 and later stay out of sample)."
             ),
         ] = None,
     ) -> None:

@@ -33,7 +33,7 @@ SHOWN: dict[str, tuple[str, ...]] = {
                  "in_90", "status"),
 }  # fmt: skip
 #: Rows shown per section in the table format: the ones worth reading.
-NOTEWORTHY = ("fail", "known_failure", "miss", "compared", "secondary", "info")
+NOTEWORTHY = ("fail", "known_failure", "miss", "compared", "secondary", "in sample", "info")
 
 
 def run_sections(names: list[str], calibrated: Path | None = None) -> list:

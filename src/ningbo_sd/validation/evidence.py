@@ -21,6 +21,7 @@ from ningbo_sd.calibration.observations import (
     build_terms,
     load_observation_map,
     measure_values,
+    window_actual,
 )
 from ningbo_sd.io import read_yaml_file
 from ningbo_sd.plan.actuals import load_actuals
@@ -310,6 +311,9 @@ def out_of_sample(
         predictive_bands(terms, ensemble, log_weights, discrepancy) if discrepancy else None
     )
     table = compare_terms(terms, point, ensemble, extra, log_weights, predictive)
+    fitted = table["id"].isin([term.id for term in terms if window_actual(term)])
+    table.loc[fitted, "status"] = "in sample"  # shown, not counted: the calibration fits it
+    table.loc[fitted, "reason"] = "fitted by the default calibration (published, of 2015 or 2020)"
     figures, text = error_summary(table)
     text += f"; effective sample size {effective_sample_size(log_weights):,.0f}"
     if discrepancy is not None:
