@@ -18,9 +18,11 @@ from ningbo_sd.calibration.observations import (
     STATUS_NOT_MODELLED,
     ObservationMapError,
     ObservationTerm,
+    actual_terms,
     build_terms,
     load_observation_map,
     measure_values,
+    window_actual,
 )
 from ningbo_sd.calibration.posterior import (
     identifiability,
@@ -121,9 +123,15 @@ def test_nominal_and_real_figures_map_to_different_columns(problem):
     assert "current prices" in real_cluster_growth.reason
 
 
+def default_fit_ids() -> list[str]:
+    """The default calibration's terms: the plan's figures, then the window's published ones."""
+    window = [term.id for term in actual_terms() if window_actual(term)]
+    assert window == ["high_tech_firms_new_2015"]  # the 2020 cluster outputs are not fitted
+    return list(load_observations()["id"]) + window
+
+
 def test_every_observation_gets_a_status_and_unmodelled_ones_a_reason(problem):
-    observations = load_observations()
-    assert [term.id for term in problem.terms] == list(observations["id"])
+    assert [term.id for term in problem.terms] == default_fit_ids()
     for term in problem.terms:
         if term.status != STATUS_FITTED:
             assert term.reason, term.id
@@ -152,8 +160,9 @@ def test_fit_improves_on_the_register_defaults(problem, point_fit):
 def test_fit_table_covers_every_observation(point_fit):
     table = fit_table(point_fit)
     observations = load_observations()
-    assert list(table["id"]) == list(observations["id"])
-    np.testing.assert_array_equal(table["observed"], observations["value"])
+    assert list(table["id"]) == default_fit_ids()
+    plan = table.iloc[: len(observations)]
+    np.testing.assert_array_equal(plan["observed"], observations["value"])
     computed = table["simulated"].notna()
     assert set(table.loc[computed, "within"]) <= {"within", "outside"}
     assert (table.loc[~computed, "within"] == "").all()
@@ -261,13 +270,13 @@ def test_calibrate_command_writes_yaml_json_csv_and_draws(tmp_path, capsys):
     candidates = calibration_candidates(load_assumptions())
     assert list(calibrated["parameters"]) == [a.name for a in candidates]
     report = json.loads((folder / "calibration_report.json").read_text(encoding="utf-8"))
-    assert len(report["fit_table"]) == len(load_observations())
+    assert len(report["fit_table"]) == len(default_fit_ids())
     assert (
         report["summary"]["fitted"]
         == report["summary"]["fitted_within"] + report["summary"]["fitted_outside"]
     )
     csv = pd.read_csv(folder / "calibration_report.csv")
-    assert list(csv["id"]) == list(load_observations()["id"])
+    assert list(csv["id"]) == default_fit_ids()
     draws = read_draws(folder / "posterior.parquet")
     assert len(draws) == 200 and set(calibrated["parameters"]) <= set(draws.columns)
     assert "wrote calibrated" in capsys.readouterr().out
