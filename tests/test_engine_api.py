@@ -229,3 +229,33 @@ def test_reporting_variables_are_computed_only_at_saved_steps_with_the_same_bits
     assert half.sizes["time"] < every.sizes["time"]
     for name in keep:
         np.testing.assert_array_equal(half[name].values, every[name].sel(time=half.time).values)
+
+
+def test_a_delay_n_with_a_fixed_delay_time_runs_without_stage_clocks_and_equals_pysd(tmp_path):
+    """DELAY N whose delay time is fixed for the run lowers to DELAY's stages (no clocks).
+
+    PySD's DELAY N keeps a clock per stage for a delay time that changes; when it cannot
+    change, the clocks all hold it and the stages are DELAY's. Both forms must match PySD.
+    """
+    import warnings
+
+    import pysd
+
+    path = tmp_path / "delays.mdl"
+    path.write_text(
+        "{UTF-8}\n"
+        "Input = 5 + STEP(10, 2) + RAMP(1, 4, 9) ~~|\n"
+        "Delay Time = 3 ~~|\n"
+        "Fixed = DELAY N(Input, Delay Time, 2, 4) ~~|\n"
+        "Varying = DELAY N(Input, Delay Time * (1 + Time / 20), 2, 4) ~~|\n"
+        "INITIAL TIME = 0 ~~|\nFINAL TIME = 15 ~~|\nTIME STEP = 0.25 ~~|\nSAVEPER = 0.25 ~~|\n"
+    )
+    model = compile_model(path, backend="numpy")
+    clocks = [n for n, v in model.ir.variables.items() if v.kind == "discrete"]
+    assert len(clocks) == 4  # the varying delay's four stage clocks only
+    ours = model.run_one(keep=["Fixed", "Varying"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = pysd.read_vensim(str(path)).run(return_columns=["Fixed", "Varying"])
+    for name in ("Fixed", "Varying"):
+        np.testing.assert_allclose(ours[name].to_numpy(), reference[name].to_numpy(), rtol=1e-12)

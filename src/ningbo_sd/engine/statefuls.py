@@ -101,12 +101,24 @@ class StatefulLowering:
         return Ref(m, np.zeros(n, dtype=np.int64)), t0
 
     def _l_delaystructure(self, ast, frame):
-        n = frame.n
         order = self._order(ast.order, "DELAY")
         inp = self.lower(ast.input, frame)
         tau = self.lower(ast.delay_time, frame)
+        return self._delay_stages(order, inp, tau, self.lower(ast.initial, frame), frame.n)
+
+    def _fixed_in_a_run(self, node: ir.Node) -> bool:
+        """Whether ``node`` reads only constants: no time, nothing that changes during a run."""
+        for x in ir.walk(node):
+            if isinstance(x, ir.TimeNode | ir.Phase):
+                return False
+            if isinstance(x, Ref) and self.vars[x.var].kind != "constant":
+                return False
+        return True
+
+    def _delay_stages(self, order: int, inp: ir.Node, tau: ir.Node, initial: ir.Node, n: int):
+        """PySD's DELAY: ``order`` stages, each emptying at ``stage / tau`` times the order."""
         m, _ = self._delay_order(order, tau, n)
-        init = self._initial_var(BinOp("*", self.lower(ast.initial, frame), tau), n)
+        init = self._initial_var(BinOp("*", initial, tau), n)
         names = [self._new_var("delay", n, "stock") for _ in range(order)]
         # each stage's outflow once, read by the next stage's flow and the output
         outs = [
@@ -125,6 +137,10 @@ class StatefulLowering:
         order = self._order(ast.order, "DELAY N")
         inp = self.lower(ast.input, frame)
         tau = self.lower(ast.delay_time, frame)
+        if self._fixed_in_a_run(tau):
+            # every stage's clock then holds the same delay time all run long, and DELAY N
+            # is DELAY's chain of stages, the same operations without the per-stage clocks
+            return self._delay_stages(order, inp, tau, self.lower(ast.initial, frame), n)
         m, t0 = self._delay_order(order, tau, n)
         init = self._initial_var(BinOp("*", self.lower(ast.initial, frame), tau), n)
         states = [self._new_var("delayn", n, "stock") for _ in range(order)]
