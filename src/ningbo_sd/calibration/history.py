@@ -1,7 +1,8 @@
 """Conditioning a Monte Carlo on history: importance weights from the 2015-2020 figures.
 
 The Monte Carlo draws the calibrated parameters from the calibration posterior, which is
-already conditioned on the plan's 2015-2020 figures, and everything else (the register's
+already conditioned on the 2015-2020 figures it fits (the plan's, and the published ones of
+2015 and 2020), and everything else (the register's
 unfitted assumptions, the process noise) from its prior. Conditioning the whole draw on the
 same figures is importance sampling with the likelihood ratio
 
