@@ -300,10 +300,11 @@ def measure_values(series: np.ndarray, term: ObservationTerm, years: np.ndarray)
 def window_actual(term: ObservationTerm) -> bool:
     """Whether the default calibration fits this published figure (a fitted one of 2015 or 2020).
 
-    The plan's own figures describe 2015 and 2020; a published figure of the same years (the
-    2015 count of high-tech certifications, a cluster's 2020 output) is evidence about the
-    same window, so the default calibration fits it too, and the out-of-sample check leaves
-    it out. Figures of 2016-2019 and after 2020 are never fitted by default.
+    The plan's own figures describe 2015 and 2020; a published figure of the same years (today
+    the 2015 count of high-tech certifications) is evidence about the same window, so the
+    default calibration fits it too, and the out-of-sample check leaves it out. A row the
+    actuals map marks ``not_fitted`` (the 2020 cluster outputs) is not fitted; figures of
+    2016-2019 and after 2020 never are by default.
     """
     return term.status == STATUS_FITTED and term.year in WINDOW_ACTUAL_YEARS
 

@@ -192,6 +192,16 @@ __UPDATE__
 """
 
 
+def _equations(gen: KernelGenerator, names: list[str], indent: int) -> str:
+    """The generated code of the equations of ``names``, in order (``pass`` when none)."""
+    gen.lines, gen.ind = [], indent
+    for name in names:
+        for a in gen.model.assigns.get(name, []):
+            gen.assign(name, a.target, a.expr)
+    gen.flush()
+    return "\n".join(gen.lines) if gen.lines else " " * indent + "pass"
+
+
 class NumbaRuntime:
     """JIT-compiled runtime with the same interface as :class:`NumpyRuntime`.
 
@@ -223,20 +233,11 @@ class NumbaRuntime:
         init_body = "\n".join(gen.lines) if gen.lines else "        pass"
         # every step computes what the state update reads; the variables that only
         # report are computed at the saved steps (same operations on the same values)
-        gen.lines, gen.phase, gen.ind = [], "run", 12  # same tables, scratch and names
-        for name in model.run_order:
-            if name not in model.report_only:
-                for a in model.assigns.get(name, []):
-                    gen.assign(name, a.target, a.expr)
-        gen.flush()
-        body = "\n".join(gen.lines) if gen.lines else "            pass"
-        gen.lines, gen.ind = [], 16
-        for name in model.run_order:
-            if name in model.report_only:
-                for a in model.assigns.get(name, []):
-                    gen.assign(name, a.target, a.expr)
-        gen.flush()
-        report = "\n".join(gen.lines) if gen.lines else "                pass"
+        gen.phase = "run"  # same tables, scratch and names
+        core = [name for name in model.run_order if name not in model.report_only]
+        body = _equations(gen, core, indent=12)
+        report = [name for name in model.run_order if name in model.report_only]
+        report = _equations(gen, report, indent=16)
         rt = self._numpy
         state_rows = (rt.stock_rows, rt.flow_rows, rt.disc_rows, rt.next_rows)
         self.source = (
