@@ -148,6 +148,25 @@ def test_an_indicator_missing_from_the_map_is_named(tmp_path):
         build_terms(load_observations(), load_observation_map(path))
 
 
+def test_an_indicator_wide_not_fitted_reason_covers_its_rows_unless_a_row_decides(tmp_path):
+    mapping = yaml.safe_load((calibration_dir() / "observation_map.yaml").read_text("utf-8"))
+    mapping["indicators"]["firms"]["not_fitted"] = "a test reason"
+    mapping["rows"]["firms_2020"] = {"not_modelled": "the row's own decision"}
+    path = tmp_path / "map.yaml"
+    path.write_text(yaml.safe_dump(mapping, allow_unicode=True), encoding="utf-8")
+    terms = {t.id: t for t in build_terms(load_observations(), load_observation_map(path))}
+    firms = [t for t in terms.values() if t.indicator == "firms"]
+    assert len(firms) >= 3
+    assert terms["firms_2020"].status == STATUS_NOT_MODELLED
+    assert terms["firms_2020"].reason == "the row's own decision"
+    others = [t for t in firms if t.id != "firms_2020" and t.status != STATUS_NOT_MODELLED]
+    assert others and all(t.status == "not fitted" and t.reason == "a test reason" for t in others)
+    mapping["indicators"]["firms"]["not_fited"] = "typo"
+    path.write_text(yaml.safe_dump(mapping, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ObservationMapError, match=r"indicators\.firms.*not_fited.*not_fitted"):
+        load_observation_map(path)
+
+
 # ---------------------------------------------------------------- fit and report
 
 

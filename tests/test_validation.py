@@ -73,8 +73,8 @@ def test_the_default_calibration_sees_only_the_actuals_of_2015_and_2020(tmp_path
     """Published values of 2016-2025 change --through fits, never the default fit.
 
     The default fits the plan's figures and the published figures of the window's ends (2015
-    and 2020), except those its fixed cluster split cannot fit; the intermediate years stay
-    out of sample.
+    and 2020), except those its fixed cluster split cannot fit (no calibration fits them); the
+    intermediate years stay out of sample.
     """
     from ningbo_sd.calibration.problem import load_problem
 
@@ -99,7 +99,13 @@ def test_the_default_calibration_sees_only_the_actuals_of_2015_and_2020(tmp_path
     assert fitted_published == {"high_tech_firms_new_2015": 2015}
     statuses = {t.id: t.status for t in before.terms}
     assert statuses.get("cluster_scale_2020__appliances") is None  # not a term of the default
-    assert "cluster_scale_2020__appliances" not in {t.id for t in before_through.fitted}
+    # no calibration fits a cluster's output while the cluster split is fixed: fitting 2017's
+    # auto output made the hindcast scale the whole economy up (gross output 2020 +37%)
+    through_terms = {t.id: t for t in before_through.terms}
+    clusters = [t for t in through_terms.values() if t.indicator == "cluster_scale"]
+    assert {"cluster_scale_2017__auto", "cluster_scale_change_2017__auto"} <= set(through_terms)
+    assert clusters and all(t.status == "not fitted" for t in clusters)
+    assert not {t.id for t in before_through.fitted} & {t.id for t in clusters}
 
 
 # ---------------------------------------------------------------- out of sample, in sample

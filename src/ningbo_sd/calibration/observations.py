@@ -85,7 +85,9 @@ class ObservationTerm:
         return self.column is not None
 
 
-INDICATOR_KEYS = frozenset({"column", "scale", "not_modelled", "bases_not_modelled", "scopes"})
+INDICATOR_KEYS = frozenset(
+    {"column", "scale", "not_modelled", "bases_not_modelled", "scopes", "not_fitted"}
+)
 ROW_KEYS = frozenset({"not_modelled", "not_fitted"})
 
 
@@ -201,6 +203,11 @@ def _status(row: pd.Series, column: str | None, reason: str, decision: dict) -> 
     return column, STATUS_FITTED, ""
 
 
+def _indicator_decision(entry: dict) -> dict:
+    """An indicator-wide ``not_fitted`` reason as a row decision (a row's own decision wins)."""
+    return {"not_fitted": entry["not_fitted"]} if "not_fitted" in entry else {}
+
+
 def build_terms(observations: pd.DataFrame, observation_map: ObservationMap) -> list:
     """Pair every observation with the column that computes it (or the reason it cannot).
 
@@ -235,7 +242,7 @@ def build_terms(observations: pd.DataFrame, observation_map: ObservationMap) -> 
     for _, row in observations.iterrows():
         entry = observation_map.indicators[row["indicator"]]
         column, reason = _resolve_column(entry, row)
-        decision = observation_map.rows.get(row["id"], {})
+        decision = observation_map.rows.get(row["id"]) or _indicator_decision(entry)
         column, status, reason = _status(row, column, reason, decision)
         terms.append(
             ObservationTerm(
@@ -302,9 +309,9 @@ def window_actual(term: ObservationTerm) -> bool:
 
     The plan's own figures describe 2015 and 2020; a published figure of the same years (today
     the 2015 count of high-tech certifications) is evidence about the same window, so the
-    default calibration fits it too, and the out-of-sample check leaves it out. A row the
-    actuals map marks ``not_fitted`` (the 2020 cluster outputs) is not fitted; figures of
-    2016-2019 and after 2020 never are by default.
+    default calibration fits it too, and the out-of-sample check leaves it out. A figure whose
+    indicator or row the actuals map marks ``not_fitted`` (every cluster's output, in any
+    year) is not fitted; figures of 2016-2019 and after 2020 never are by default.
     """
     return term.status == STATUS_FITTED and term.year in WINDOW_ACTUAL_YEARS
 
