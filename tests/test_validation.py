@@ -133,6 +133,38 @@ def test_out_of_sample_compares_every_figure_it_can(out_of_sample_section):
     assert "high_tech_firms_new_2016" in set(compared["id"])
 
 
+def test_errors_by_indicator_add_up_to_the_overall_figures(out_of_sample_section):
+    table = out_of_sample_section.table
+    compared = table[table["status"] == "compared"]
+    rows = table[table["status"] == evidence.STATUS_BY_INDICATOR].set_index("indicator")
+    assert set(rows.index) == set(compared["indicator"])
+    for indicator, group in compared.groupby("indicator"):
+        assert rows.loc[indicator, "n_figures"] == len(group)
+        np.testing.assert_allclose(rows.loc[indicator, "ape_pct"], group["ape_pct"].mean())
+    # the overall MAPE is the mean of the indicators' MAPEs weighted by their levels
+    with_levels = rows[rows["n_levels"] > 0]
+    weights = with_levels["n_levels"]
+    overall = (with_levels["ape_pct"] * weights).sum() / weights.sum()
+    np.testing.assert_allclose(overall, compared["ape_pct"].mean())
+    assert "MAPE on levels by indicator: " in out_of_sample_section.summary
+
+
+def test_indicator_errors_sort_by_mape_and_keep_growth_only_indicators_last():
+    table = pd.DataFrame({
+        "indicator": ["a", "a", "b", "c", "b", "d"],
+        "status": ["compared", "compared", "compared", "compared", "secondary", "compared"],
+        "ape_pct": [10.0, 20.0, 5.0, np.nan, 99.0, 1.0],
+        "growth_error_pp": [np.nan, -4.0, np.nan, 2.0, np.nan, np.nan],
+        "in_90p": [True, False, True, True, False, None],
+    })  # fmt: skip
+    errors = evidence.indicator_errors(table).set_index("indicator")
+    assert list(errors.index) == ["d", "b", "a", "c"]
+    assert errors.loc["a", "mape_pct"] == 15.0 and errors.loc["a", "growth_error_pp"] == 4.0
+    assert errors.loc["b", "figures"] == 1 and errors.loc["b", "mape_pct"] == 5.0  # secondary out
+    assert errors.loc["a", "cover90p"] == 0.5 and np.isnan(errors.loc["d", "cover90p"])
+    assert errors.loc["c", "levels"] == 0 and np.isnan(errors.loc["c", "mape_pct"])
+
+
 def test_the_mape_guard_fails_when_the_error_grows(tmp_path, monkeypatch):
     record = tmp_path / "validation_record.yaml"
     record.write_text("out_of_sample_mape_pct: 1.0\n", encoding="utf-8")

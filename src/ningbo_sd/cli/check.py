@@ -33,7 +33,9 @@ SHOWN: dict[str, tuple[str, ...]] = {
                  "in_90", "status"),
 }  # fmt: skip
 #: Rows shown per section in the table format: the ones worth reading.
-NOTEWORTHY = ("fail", "known_failure", "miss", "compared", "secondary", "in sample", "info")
+NOTEWORTHY = (
+    "fail", "known_failure", "miss", "compared", "secondary", "in sample", "info", "by indicator"
+)  # fmt: skip
 
 
 def run_sections(names: list[str], calibrated: Path | None = None) -> list:
