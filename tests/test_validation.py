@@ -204,6 +204,9 @@ def test_check_prints_json_and_fails_on_an_unexplained_dead_loop(tmp_path, monke
     assert main(["check", "-s", "loops", "-f", "json", "-o", str(output)]) == 0
     report = json.loads(output.read_text(encoding="utf-8"))
     assert report["passed"] and report["sections"][0]["name"] == "loops"
+    for row in report["sections"][0]["rows"]:  # the share is the effect over the response
+        r, effect = row["response_pct"] / 100, row["loop_effect_pct"]
+        assert row["share_of_response_pct"] == pytest.approx(effect * (1 + r) / r, rel=1e-9)
     data = yaml.safe_load(loops.LOOPS_FILE.read_text(encoding="utf-8"))
     del data["loops"][1]["known_failure"]  # profit -> investment, inert today
     stripped = tmp_path / "loops.yaml"
