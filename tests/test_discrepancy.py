@@ -139,6 +139,12 @@ def test_recorded_discrepancy_is_the_hindcast_estimate():
     assert found.correlation == pytest.approx(recorded.correlation, rel=1e-5)
     row = section.table.set_index("id").loc["discrepancy"]
     assert row["status"] == "info"
+    # the per-indicator rows summarise the errors and are not errors themselves
+    table = section.table
+    by_indicator = table[table["status"] == "by indicator"]
+    compared = table[table["status"] == "compared"]
+    assert set(by_indicator["indicator"]) == set(compared["indicator"])
+    assert by_indicator["n_figures"].sum() == len(compared)
 
 
 def test_predictive_band_contains_the_model_band():

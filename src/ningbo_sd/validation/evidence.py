@@ -281,7 +281,7 @@ def indicator_errors(table: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _append_indicator_rows(table: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
+def append_indicator_rows(table: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
     """The table with one ``by indicator`` row per indicator of ``errors``."""
     for row in errors.itertuples(index=False):
         table = append_row(table, {
@@ -410,7 +410,7 @@ def out_of_sample(
     text += "; MAPE on levels by indicator: " + ", ".join(
         f"{row.indicator} {row.mape_pct:.1f}% ({row.levels})" for row in with_levels.itertuples()
     )
-    table = _append_indicator_rows(table, errors)
+    table = append_indicator_rows(table, errors)
     mape = figures["mape_pct"]
     default = Path(calibrated).resolve() == calibrated_file().resolve()
     record = recorded_mape() if default else None  # the guard is the default's

@@ -36,10 +36,12 @@ from ningbo_sd.validation import Section
 from ningbo_sd.validation.evidence import (
     BAND_SAMPLES,
     BAND_SEED,
+    append_indicator_rows,
     append_row,
     band_results,
     compare_terms,
     error_summary,
+    indicator_errors,
     term_values,
 )
 
@@ -65,7 +67,8 @@ def hindcast(
     Returns
     -------
     Section
-        One row per 2019-2020 figure the model computes, primary ones counted.
+        One row per 2019-2020 figure the model computes, primary ones counted, one
+        ``by indicator`` row per indicator, and the ``discrepancy`` row.
     """
     from ningbo_sd.plan.data import load_observations
     from ningbo_sd.scenarios.run import run_batch
@@ -98,6 +101,7 @@ def hindcast(
     figures, text = error_summary(table)
     text += f"; effective sample size {effective_sample_size(log_weights):,.0f}"
     found, n_errors = estimate_discrepancy(table)
+    table = append_indicator_rows(table, indicator_errors(table))
     recorded = load_discrepancy()
     agrees = recorded is not None and all(
         math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
