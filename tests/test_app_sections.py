@@ -373,6 +373,30 @@ def test_review_section_shows_each_2025_target_and_its_published_outcome(app):
     assert review_table(None).empty
 
 
+def test_review_section_shows_the_track_record_of_ningbo_sd_check(app):
+    from ningbo_sd.app.track_record import track_record_html
+    from ningbo_sd.validation.evidence import indicator_errors, out_of_sample
+
+    app.show_section("review")
+    view = app.views["review"]
+    expected = indicator_errors(out_of_sample(calibrated=app.state.calibrated).table)
+    pd.testing.assert_frame_equal(view.track_data, expected)
+    shown = view.track.object
+    gross = expected.set_index("indicator").loc["gross_output"]
+    row = shown.split('data-indicator="gross_output"')[1].split("</tr>")[0]
+    assert "Gross industrial output (above-scale)" in row
+    assert f"{gross['mape_pct']:.1f}%" in row and f"{gross['figures']:.0f} ({gross['levels']:.0f})" in row
+    # an indicator only the published figures use takes its output column's label
+    assert "R&amp;D spending" in shown.split('data-indicator="rd_expenditure"')[1]
+    levels = int(expected["levels"].sum())
+    assert f"{levels} of them levels" in view.track_summary.object
+    app.state.settings.language = "zh"
+    assert "规上工业总产值" in view.track.object and "检验记录" in view.track_title.object
+    hostile = expected.head(1).assign(indicator='<img src=x onerror="alert(1)">')
+    html = track_record_html(hostile, "en")
+    assert "<img" not in html and "&lt;img" in html
+
+
 def test_review_table_escapes_every_text(app):
     from ningbo_sd.app.review import review_html, review_table
 

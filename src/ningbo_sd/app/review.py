@@ -1,5 +1,8 @@
 """The app's plan review 2021-2025: each 2025 target, the model now and what was published.
 
+Below it, the model's track record (:mod:`ningbo_sd.app.track_record`): its errors on the
+published figures it was not fitted to, by indicator.
+
 One row per 2025 target of the plan scorecard (``scenarios/registry/targets.yaml``; the
 2035 doubling is not a 2025 target): the target, the model's value for the current
 settings (the session's live scorecard, :attr:`ningbo_sd.app.state.AppState.scorecard`),
@@ -28,6 +31,7 @@ from panel.viewable import Viewer
 from ningbo_sd.app.published import confidence_text
 from ningbo_sd.app.state import AppState
 from ningbo_sd.app.text import display_unit, html_text, tr
+from ningbo_sd.app.track_record import track_record, track_record_counts, track_record_html
 from ningbo_sd.app.views import MET_COLOURS, format_value, met_state
 
 REVIEW_YEAR = 2025
@@ -246,12 +250,20 @@ class ReviewView(Viewer):
         self.summary = pn.pane.HTML("", sizing_mode="stretch_width", margin=(5, 10))
         self.table = pn.pane.HTML("", sizing_mode="stretch_width", margin=(5, 10))
         self.table_data = review_table(None)
+        self.track_title = pn.pane.Markdown("", margin=(10, 10, 0, 10))
+        self.track_intro = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
+        self.track_summary = pn.pane.HTML("", sizing_mode="stretch_width", margin=(5, 10))
+        self.track = pn.pane.HTML("", sizing_mode="stretch_width", margin=(5, 10))
         self.layout = pn.Column(
             self.title,
             self.intro,
             self.summary,
             self.only_published,
             self.table,
+            self.track_title,
+            self.track_intro,
+            self.track_summary,
+            self.track,
             sizing_mode="stretch_width",
         )
         self._stale = True
@@ -278,6 +290,11 @@ class ReviewView(Viewer):
         if event.new and self._stale:
             self._refresh()
 
+    @property
+    def track_data(self):
+        """The model's errors per indicator on published figures (:mod:`.track_record`)."""
+        return track_record(str(self.state.calibrated))
+
     def _refresh(self, *events) -> None:
         lang = self.state.language
         self.table_data = review_table(self.state.scorecard)
@@ -289,6 +306,12 @@ class ReviewView(Viewer):
             self.only_published.name = tr("review_only_published", lang)
             self.summary.object = html_text(tr("review_summary", lang, **counts))
             self.table.object = review_html(self.shown_rows(), lang)
+            self.track_title.object = f"### {tr('track_title', lang)}"
+            self.track_intro.object = tr("track_intro", lang)
+            self.track_summary.object = html_text(
+                tr("track_summary", lang, **track_record_counts(self.track_data))
+            )
+            self.track.object = track_record_html(self.track_data, lang)
 
     def __panel__(self):
         return self.layout

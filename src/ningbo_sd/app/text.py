@@ -199,6 +199,28 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "col_model_said": ("The model said", "模型判断"),
     "col_published": ("Published", "公开实际值"),
     "col_met_in_fact": ("Met in fact", "实际是否达成"),
+    # the model's track record (review section)
+    "track_title": (
+        "Track record: published figures the model was not fitted to",
+        "检验记录：模型未拟合的公开实际数据",
+    ),
+    "track_intro": (
+        "How far the baseline (this calibration) missed the published figures of 2015-2025 "
+        "it was not fitted to, by indicator: the same figures as `ningbo-sd check`. City "
+        "totals earn more trust than cluster outputs, whose 2015 split is an assumption.",
+        "基准情景（当前校准）与未参与拟合的2015-2025年公开实际数据之间的偏差，按指标汇总，"
+        "与 `ningbo-sd check` 一致。全市总量比各产业集群规模更可信（集群的2015年结构是假设）。",
+    ),
+    "track_summary": (
+        "{figures} published figures compared, {levels} of them levels: mean absolute "
+        "error on levels {mape}%.",
+        "共比较{figures}个公开数据，其中{levels}个为水平值：水平值平均绝对百分比误差{mape}%。",
+    ),
+    "col_indicator": ("Indicator", "指标"),
+    "col_figures": ("Figures (levels)", "数据个数（水平值）"),
+    "col_mape": ("Error on levels (MAPE)", "水平值误差（MAPE）"),
+    "col_growth_error": ("Error on growth rates", "增速误差"),
+    "col_in_predictive_band": ("Inside the 90% band", "落在90%区间内"),
     # messages
     "error_prefix": (
         "Not applied, the last good settings are kept: ",
