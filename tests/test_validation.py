@@ -249,3 +249,29 @@ def test_a_calibration_through_2018_runs_everywhere_the_default_does(tmp_path):
         runs[1].loc[2020, "gross_output"]
     )
     assert main(["run", "--calibration", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_an_ensemble_from_another_calibration_is_conditioned_on_what_it_fitted(tmp_path):
+    """A calibration through 2018 fits 2016-2018 figures: its ensemble is weighted on those
+    (not on the default's 2015-2020 figures, which made `mc --calibration` fail with weights
+    of 1e20), and the out-of-sample check counts only the figures it did not fit."""
+    from ningbo_sd.calibration.history import fitted_terms
+    from ningbo_sd.calibration.problem import load_problem
+    from ningbo_sd.validation.hindcast import HINDCAST_FILE, THROUGH
+
+    through = {t.id for t in load_problem(through=THROUGH).terms if t.status == "fitted"}
+    assert {t.id for t in fitted_terms(HINDCAST_FILE)} == through
+    default = {t.id for t in load_problem().terms if t.status == "fitted"}
+    assert {t.id for t in fitted_terms(None)} == default != through
+    section = evidence.out_of_sample(calibrated=HINDCAST_FILE, n_samples=200)
+    table = section.table.set_index("id")
+    assert table.loc["gross_output_2017", "status"] == "in sample"  # the hindcast fits it
+    assert HINDCAST_FILE.name in table.loc["gross_output_2017", "reason"]
+    assert table.loc["gross_output_2021", "status"] == "compared"
+    size = float(section.summary.split("effective sample size ")[1].split(";")[0].replace(",", ""))
+    assert size > 50  # of 200: not one sample carrying all the weight
+    output = tmp_path / "mc.parquet"
+    args = ["mc", "baseline", "-n", "200", "--seed", "1", "-o", str(output)]
+    assert main([*args, "--calibration", str(HINDCAST_FILE)]) == 0
+    weights = pd.read_parquet(output, columns=["weight"])["weight"]
+    assert weights.notna().all() and (weights > 0).sum() > 50

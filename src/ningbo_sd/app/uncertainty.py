@@ -154,7 +154,7 @@ def prepare_ensemble(
     """
     import dataclasses
 
-    from ningbo_sd.calibration.history import history_likelihood
+    from ningbo_sd.calibration.history import fitted_terms, history_likelihood
     from ningbo_sd.uncertainty.montecarlo import CALIBRATED_FILE, posterior_beside, prepare
 
     calibrated = CALIBRATED_FILE if calibrated is None else calibrated
@@ -168,7 +168,8 @@ def prepare_ensemble(
     )
     if not weighted:
         return prepared
-    context = dataclasses.replace(prepared.context, history=history_likelihood(prepared))
+    history = history_likelihood(prepared, fitted_terms(calibrated))
+    context = dataclasses.replace(prepared.context, history=history)
     return dataclasses.replace(prepared, context=context)
 
 

@@ -78,6 +78,58 @@ def log_likelihood(terms, results) -> np.ndarray:
     return -0.5 * total
 
 
+def fitted_ids_beside(calibrated) -> frozenset[str] | None:
+    """Ids of the figures the calibration at ``calibrated`` fitted; None without its report.
+
+    ``ningbo-sd calibrate`` writes ``calibration_report.csv`` beside the calibration file,
+    one row per figure of its problem with the figure's status there.
+    """
+    from pathlib import Path
+
+    import pandas as pd
+
+    from ningbo_sd.calibration.report import REPORT_CSV
+
+    report = Path(calibrated).parent / REPORT_CSV
+    if not report.is_file():
+        return None
+    frame = pd.read_csv(report, usecols=["id", "status"], dtype=str, keep_default_na=False)
+    return frozenset(frame.loc[frame["status"] == STATUS_FITTED, "id"])
+
+
+def fitted_terms(calibrated=None) -> list[ObservationTerm]:
+    """The figures a calibration fitted, as terms: what an ensemble from it is conditioned on.
+
+    Parameters
+    ----------
+    calibrated : path, optional
+        The calibration file. None, the default calibration, or one without its report:
+        the default problem's fitted terms. Another calibration (one through 2018 fits the
+        figures of 2016-2018 as well): the figures its report marks fitted.
+
+    Returns
+    -------
+    list of ObservationTerm
+    """
+    from pathlib import Path
+
+    from ningbo_sd.calibration.observations import (
+        actual_terms,
+        build_terms,
+        load_observation_map,
+    )
+    from ningbo_sd.calibration.problem import load_problem
+    from ningbo_sd.plan.data import load_observations
+    from ningbo_sd.resources import calibrated_file
+
+    default = calibrated is None or Path(calibrated).resolve() == calibrated_file().resolve()
+    ids = None if default else fitted_ids_beside(calibrated)
+    if ids is None:
+        return [term for term in load_problem().terms if term.status == STATUS_FITTED]
+    terms = build_terms(load_observations(), load_observation_map()) + actual_terms()
+    return [term for term in terms if term.id in ids and term.status == STATUS_FITTED]
+
+
 def history_likelihood(prepared, terms: list | None = None) -> HistoryLikelihood:
     """The likelihood of the fitted 2015-2020 figures for a prepared Monte Carlo.
 

@@ -171,7 +171,7 @@ def register(app: typer.Typer) -> None:
             years=_year_list(years),
             progress=progress,
             calibrated=_calibration(calibration),
-            condition=_history if condition else None,
+            condition=_history_of(_calibration(calibration)) if condition else None,
             discrepancy=load_discrepancy() if predictive else None,
         )
         print_summary(summary)
@@ -232,8 +232,16 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"\nwrote {len(result.indices)} rows ({result.n_runs:,} runs) to {output}")
 
 
-def _history(prepared):
-    """The 2015-2020 likelihood that conditions a Monte Carlo (calibration layer)."""
-    from ningbo_sd.calibration.history import history_likelihood
+def _history_of(calibrated):
+    """The history likelihood that conditions a Monte Carlo from ``calibrated``.
 
-    return history_likelihood(prepared)
+    The figures that calibration fitted (:func:`ningbo_sd.calibration.history.fitted_terms`):
+    the default's 2015-2020 figures, or for a calibration through 2018 those up to 2018.
+    """
+
+    def history(prepared):
+        from ningbo_sd.calibration.history import fitted_terms, history_likelihood
+
+        return history_likelihood(prepared, fitted_terms(calibrated))
+
+    return history

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ningbo_sd.calibration.history import effective_sample_size
+from ningbo_sd.calibration.history import effective_sample_size, fitted_ids_beside, fitted_terms
 from ningbo_sd.calibration.observations import (
     STATUS_FITTED,
     STATUS_NOT_FITTED,
@@ -90,8 +90,8 @@ def band_results(
         The posterior draws to sample (default: those beside ``calibrated``, else the
         uncertainty specification's, i.e. the default calibration's).
     history_terms : list of ObservationTerm, optional
-        The figures the ensemble is conditioned on (default: the default calibration's
-        fitted 2015-2020 figures; :mod:`ningbo_sd.calibration.history`).
+        The figures the ensemble is conditioned on (default: those ``calibrated`` fitted,
+        :func:`ningbo_sd.calibration.history.fitted_terms`).
 
     Returns
     -------
@@ -111,6 +111,8 @@ def band_results(
     draws = table[POSTERIOR_COLUMN].to_numpy() if POSTERIOR_COLUMN in table else None
     if results.sizes["sample"] != len(table):  # nothing uncertain: one run stands for all
         return results, np.zeros(results.sizes["sample"])
+    if history_terms is None:
+        history_terms = fitted_terms(calibrated)
     log_weights = history_likelihood(prepared, history_terms).log_weights(results, draws)
     return results, log_weights
 
@@ -367,9 +369,17 @@ def out_of_sample(
         predictive_bands(terms, ensemble, log_weights, discrepancy) if discrepancy else None
     )
     table = compare_terms(terms, point, ensemble, extra, log_weights, predictive)
-    fitted = table["id"].isin([term.id for term in terms if window_actual(term)])
+    default = Path(calibrated).resolve() == calibrated_file().resolve()
+    reported = None if default else fitted_ids_beside(calibrated)
+    if reported is None:  # the default, or a calibration without its report: the window rule
+        fitted_ids = {term.id for term in terms if window_actual(term)}
+        reason = "fitted by the default calibration (published, of 2015 or 2020)"
+    else:  # another calibration (one through 2018 fits 2016-2018): what its report says
+        fitted_ids = set(reported)
+        reason = f"fitted by the calibration it runs from ({Path(calibrated).name})"
+    fitted = table["id"].isin(fitted_ids)
     table.loc[fitted, "status"] = "in sample"  # shown, not counted: the calibration fits it
-    table.loc[fitted, "reason"] = "fitted by the default calibration (published, of 2015 or 2020)"
+    table.loc[fitted, "reason"] = reason
     figures, text = error_summary(table)
     errors = indicator_errors(table)
     text += f"; effective sample size {effective_sample_size(log_weights):,.0f}"
@@ -412,7 +422,6 @@ def out_of_sample(
     )
     table = append_indicator_rows(table, errors)
     mape = figures["mape_pct"]
-    default = Path(calibrated).resolve() == calibrated_file().resolve()
     record = recorded_mape() if default else None  # the guard is the default's
     guard = "pass" if record is None or mape <= record + 0.005 else "fail"
     table = append_row(table, {
