@@ -268,6 +268,9 @@ def test_an_ensemble_from_another_calibration_is_conditioned_on_what_it_fitted(t
     assert table.loc["gross_output_2017", "status"] == "in sample"  # the hindcast fits it
     assert HINDCAST_FILE.name in table.loc["gross_output_2017", "reason"]
     assert table.loc["gross_output_2021", "status"] == "compared"
+    plan = evidence.in_sample(HINDCAST_FILE).table.set_index("id")
+    assert plan.loc["gross_output_2020", "status"] == "not fitted"  # not a miss of this fit
+    assert HINDCAST_FILE.name in plan.loc["gross_output_2020", "reason"]
     size = float(section.summary.split("effective sample size ")[1].split(";")[0].replace(",", ""))
     assert size > 50  # of 200: not one sample carrying all the weight
     output = tmp_path / "mc.parquet"

@@ -477,14 +477,18 @@ def in_sample(calibrated: str | Path | None = None, seed: int = 0, draws: int = 
     Returns
     -------
     Section
-        One row per plan figure; ``status`` is ``fit``, ``miss``, ``replay``, ``secondary``
-        or ``not modelled``. Informative (never gates the build).
+        One row per plan figure; ``status`` is ``fit``, ``miss``, ``replay``, ``secondary``,
+        ``not fitted`` (kept out of the payoff, or outside the window of a calibration other
+        than the default, as its report says) or ``not modelled``. Informative (never gates
+        the build).
     """
     from ningbo_sd.calibration.observations import STATUS_SECONDARY
     from ningbo_sd.plan.data import load_observations
     from ningbo_sd.scenarios.run import run_batch
 
     calibrated = calibrated_file() if calibrated is None else calibrated
+    default = Path(calibrated).resolve() == calibrated_file().resolve()
+    fitted_ids = None if default else fitted_ids_beside(calibrated)  # None: the plan's rule
     terms: list[ObservationTerm] = build_terms(load_observations(), load_observation_map())
     point = term_values(terms, run_batch(calibrated=calibrated))[0]
     bounds = _fitted_parameters()
@@ -511,8 +515,10 @@ def in_sample(calibrated: str | Path | None = None, seed: int = 0, draws: int = 
                 status, why = "replay", "an input path: the fitted parameters do not move it"
             elif term.status == STATUS_SECONDARY:
                 status = "secondary"
-            elif term.status == STATUS_FITTED:
+            elif term.status == STATUS_FITTED and (fitted_ids is None or term.id in fitted_ids):
                 status, why = ("fit" if within else "miss"), ""
+            elif term.status == STATUS_FITTED:  # e.g. a 2020 figure a fit through 2018 never saw
+                status, why = "not fitted", f"not fitted by {Path(calibrated).name}"
             else:
                 status = "not fitted"
         rows.append(
