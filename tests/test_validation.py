@@ -278,3 +278,8 @@ def test_an_ensemble_from_another_calibration_is_conditioned_on_what_it_fitted(t
     assert main([*args, "--calibration", str(HINDCAST_FILE)]) == 0
     weights = pd.read_parquet(output, columns=["weight"])["weight"]
     assert weights.notna().all() and (weights > 0).sum() > 50
+    # the app's ensemble from that calibration is conditioned the same way
+    from ningbo_sd.app.uncertainty import prepare_ensemble
+
+    history = prepare_ensemble("baseline", calibrated=HINDCAST_FILE).context.history
+    assert {t.id for t in history.terms} == through

@@ -143,10 +143,12 @@ def prepare_ensemble(
         The calibration to start from (default: the default); its posterior draws are
         sampled when they sit beside it.
     weighted : bool
-        Condition the ensemble on the 2015-2020 figures (as ``ningbo-sd mc`` does): the
-        chunk context gets :func:`ningbo_sd.calibration.history.history_likelihood`, so
-        every row carries ``log_weight`` and ``weight``. It costs one run per posterior
-        draw, once per ensemble.
+        Condition the ensemble on the figures the calibration fitted (as ``ningbo-sd mc``
+        does; :func:`ningbo_sd.calibration.history.fitted_terms`: the default's 2015-2020
+        figures): the chunk context gets
+        :func:`ningbo_sd.calibration.history.history_likelihood`, so every row carries
+        ``log_weight`` and ``weight``. It costs one run per posterior draw, once per
+        ensemble.
 
     Returns
     -------
