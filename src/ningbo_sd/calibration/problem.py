@@ -175,7 +175,12 @@ class CalibrationProblem:
         for index, spec in enumerate(self.parameters):
             values = theta[:, index]
             if spec.assumption.scaled:
-                table[spec.name] = values[:, None] * np.asarray(spec.assumption.value)[None, :]
+                base = np.asarray(spec.assumption.value, dtype=float)[None, :]
+                # vector_spread: base ** u, as the Monte Carlo draws it; vector_scale: u * base
+                spread = spec.assumption.spread
+                table[spec.name] = (
+                    np.power(base, values[:, None]) if spread else values[:, None] * base
+                )
             else:
                 table[spec.name] = values
         return table

@@ -106,12 +106,15 @@ class Assumption:
         Parameters
         ----------
         factor_or_value : float
-            The constant itself, or the common factor of a ``vector_scale`` row.
+            The constant itself, the common factor of a ``vector_scale`` row, or the
+            exponent of a ``vector_spread`` row.
 
         Returns
         -------
         float or numpy.ndarray
         """
+        if self.spread:  # an exponent on every element (as the Monte Carlo applies it)
+            return np.power(np.asarray(self.value, dtype=float), float(factor_or_value))
         if self.scaled:
             return np.asarray(self.value, dtype=float) * float(factor_or_value)
         return float(factor_or_value)

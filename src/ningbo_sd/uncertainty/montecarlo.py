@@ -303,10 +303,17 @@ def prepare(
             f"years {outside} are outside the model's {model_years[0]}-{model_years[-1]}"
         )
     vectors = {}
+    drawn = {parameter.name for parameter in resolved.from_posterior}
     for parameter in resolved.parameters:
         if parameter.scale_vector:
             elements = model.variables[parameter.name].coords[0]
-            base = np.asarray(parameters.get(parameter.name, model.constants[parameter.name]))
+            # a posterior draw is a factor on the register's vector (the calibration's own
+            # point is one such draw); otherwise the factor moves the run's vector
+            base = np.asarray(
+                model.constants[parameter.name]
+                if parameter.name in drawn
+                else parameters.get(parameter.name, model.constants[parameter.name])
+            )
             mode = "spread" if parameter.spread_vector else "scale"
             values = tuple(float(v) for v in base.ravel())
             vectors[parameter.name] = (tuple(elements), values, mode)

@@ -79,7 +79,8 @@ def check_loops(path: str | Path | None = None) -> Section:
         One row per loop: the perturbation's effect on 2035 gross output
         (``response_pct``), the part the loop adds (``loop_effect_pct``, the gate's
         figure, with the link held), that part as a share of the response
-        (``share_of_response_pct``), the threshold and the status.
+        (``share_of_response_pct``), the polarity that share shows (``acts``: a passing loop
+        must act as claimed), the threshold and the status.
     """
     from ningbo_sd.scenarios.run import compiled_model, resolve_parameters
 
@@ -104,11 +105,16 @@ def check_loops(path: str | Path | None = None) -> Section:
         # 2-12%), while the effect above scales with the push; a loop with a threshold
         # (energy pressure) has no such constant share
         share = 100 * (perturbed - held) / (perturbed - base) if perturbed != base else float("nan")
+        # a loop that adds to the response (share > 0) acts reinforcing, one that takes from
+        # it balancing, whatever the claim says
+        acts = "-" if share != share else ("reinforcing" if share > 0 else "balancing")
         cycle = on_a_cycle(hold)  # on a mere chain, holding a link is not a loop test
         active = cycle and abs(effect) > float(loop["threshold_pct"])
         status = "pass" if active else ("known_failure" if loop.get("known_failure") else "fail")
         if active and loop.get("known_failure"):
             status, note = "fail", "active now: remove its known_failure"
+        elif active and acts != loop["polarity"]:
+            status, note = "fail", f"active, but it acts {acts}: the claim says {loop['polarity']}"
         else:
             note = loop.get("known_failure", "")
             if not cycle:
@@ -121,6 +127,7 @@ def check_loops(path: str | Path | None = None) -> Section:
                 "response_pct": 100 * (perturbed / base - 1),
                 "loop_effect_pct": effect,
                 "share_of_response_pct": share,
+                "acts": acts,
                 "threshold_pct": float(loop["threshold_pct"]),
                 "status": status,
                 "detail": note or loop["name"]["en"],
