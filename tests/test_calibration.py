@@ -31,7 +31,12 @@ from ningbo_sd.calibration.posterior import (
     strong_pairs,
 )
 from ningbo_sd.calibration.problem import load_problem
-from ningbo_sd.calibration.report import fit_table, parameter_table, write_outputs
+from ningbo_sd.calibration.report import (
+    SIGNIFICANT_DIGITS,
+    fit_table,
+    parameter_table,
+    write_outputs,
+)
 from ningbo_sd.cli import main
 from ningbo_sd.plan.assumptions import AssumptionsError, calibration_candidates, load_assumptions
 from ningbo_sd.plan.data import OBSERVATIONS_PATH, load_observations
@@ -137,6 +142,24 @@ def test_every_observation_gets_a_status_and_unmodelled_ones_a_reason(problem):
             assert term.reason, term.id
     before_start = [t for t in problem.terms if t.year_start is not None and t.year_start < 2015]
     assert before_start and all(t.status == STATUS_NOT_MODELLED for t in before_start)
+
+
+def test_a_vector_spread_row_is_fitted_as_the_monte_carlo_draws_it(problem):
+    """Relative Value Added Rate is calibrated as an exponent u on its vector (base ** u)."""
+    from ningbo_sd.uncertainty.sampling import engine_columns
+
+    name = "Relative Value Added Rate"
+    entry = load_assumptions()[name]
+    assert entry.spread and entry.calibrate and name in problem.names
+    base = np.asarray(entry.value, dtype=float)
+    np.testing.assert_allclose(entry.model_value(1.1), base**1.1)
+    assert entry.range_value(entry.model_value(0.9)) == pytest.approx(0.9, rel=1e-12)
+    theta = problem.from_unit(problem.default_unit)[None, :].copy()
+    theta[0, problem.names.index(name)] = 1.1
+    np.testing.assert_allclose(problem.parameter_table(theta)[name][0], base**1.1)
+    elements = [str(i) for i in range(len(base))]
+    frame = engine_columns(pd.DataFrame({name: [1.1]}), {name: (elements, tuple(base), "spread")})
+    np.testing.assert_allclose(frame.iloc[0].to_numpy(), base**1.1)
 
 
 def test_an_indicator_missing_from_the_map_is_named(tmp_path):
@@ -386,7 +409,14 @@ def test_committed_calibration_matches_the_register():
     candidates = [a.name for a in calibration_candidates(register)]
     assert list(document["parameters"]) == candidates
     for name, value in document["parameters"].items():
-        assert register[name].low <= value <= register[name].high, name
+        entry = register[name]
+        if entry.scaled:  # a vector row holds base ** u (or u * base), each element rounded
+            factor = entry.range_value(value)
+            rounding = 10.0 ** (1 - SIGNIFICANT_DIGITS)  # what u recovered from them can carry
+            assert entry.low - rounding <= factor <= entry.high + rounding, name
+            np.testing.assert_allclose(entry.model_value(factor), value, rtol=rounding)
+        else:
+            assert entry.low <= value <= entry.high, name
     draws = read_draws(POSTERIOR)
     assert len(draws) <= 5000
     for name in candidates:

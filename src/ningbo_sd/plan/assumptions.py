@@ -119,6 +119,31 @@ class Assumption:
             return np.asarray(self.value, dtype=float) * float(factor_or_value)
         return float(factor_or_value)
 
+    def range_value(self, model_value) -> float:
+        """The inverse of :meth:`model_value`: the number on the range's scale.
+
+        Parameters
+        ----------
+        model_value : float or sequence of float
+            The model constant (a list for a vector row, as ``calibrated.yaml`` holds it).
+
+        Returns
+        -------
+        float
+            The constant, the common factor (``vector_scale``) or the exponent
+            (``vector_spread``), from the elements the factor moves (the median of them, so
+            the rounding of one element does not decide it).
+        """
+        if not self.scaled:
+            return float(model_value)
+        value = np.asarray(model_value, dtype=float)
+        base = np.asarray(self.value, dtype=float)
+        if self.spread:
+            moved = np.abs(np.log(base)) > 1e-3  # an element of 1 stays 1 whatever u is
+            return float(np.median(np.log(value[moved]) / np.log(base[moved])))
+        moved = base != 0
+        return float(np.median(value[moved] / base[moved]))
+
 
 def _where(path: Path, line: int, column: str, name: str | None = None) -> str:
     row = f" ({name})" if name else ""
