@@ -18,6 +18,7 @@ __all__ = [
     "calibration_data_dir",
     "calibration_dir",
     "data_dir",
+    "is_default_calibration",
     "model_dir",
     "model_file",
     "registry_file",
@@ -64,3 +65,8 @@ def calibration_data_dir() -> Path:
 def calibrated_file() -> Path:
     """The default calibration's point estimate, ``calibration/calibrated.yaml``."""
     return calibration_dir() / "calibrated.yaml"
+
+
+def is_default_calibration(path: str | Path | None) -> bool:
+    """Whether ``path`` is the default calibration (None stands for it)."""
+    return path is None or Path(path).resolve() == calibrated_file().resolve()

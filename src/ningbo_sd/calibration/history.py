@@ -111,7 +111,6 @@ def fitted_terms(calibrated=None) -> list[ObservationTerm]:
     -------
     list of ObservationTerm
     """
-    from pathlib import Path
 
     from ningbo_sd.calibration.observations import (
         actual_terms,
@@ -120,10 +119,9 @@ def fitted_terms(calibrated=None) -> list[ObservationTerm]:
     )
     from ningbo_sd.calibration.problem import load_problem
     from ningbo_sd.plan.data import load_observations
-    from ningbo_sd.resources import calibrated_file
+    from ningbo_sd.resources import is_default_calibration
 
-    default = calibrated is None or Path(calibrated).resolve() == calibrated_file().resolve()
-    ids = None if default else fitted_ids_beside(calibrated)
+    ids = None if is_default_calibration(calibrated) else fitted_ids_beside(calibrated)
     if ids is None:
         return [term for term in load_problem().terms if term.status == STATUS_FITTED]
     terms = build_terms(load_observations(), load_observation_map()) + actual_terms()

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ningbo_sd.model.outputs import report_years
+from ningbo_sd.resources import is_default_calibration
 from ningbo_sd.scenarios.run import CALIBRATED_FILE
 from ningbo_sd.uncertainty.budget import check_ensemble_fits
 from ningbo_sd.uncertainty.noise import is_noise_column, resolve_noise
@@ -214,7 +215,7 @@ def posterior_beside(calibrated: str | Path | None) -> Path | None:
 
     The default calibration's draws are the uncertainty specification's own (None).
     """
-    if calibrated is None or Path(calibrated).resolve() == Path(CALIBRATED_FILE).resolve():
+    if is_default_calibration(calibrated):
         return None
     draws = Path(calibrated).parent / "posterior.parquet"
     return draws if draws.is_file() else None

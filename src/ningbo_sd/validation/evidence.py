@@ -25,7 +25,7 @@ from ningbo_sd.calibration.observations import (
 )
 from ningbo_sd.io import read_yaml_file
 from ningbo_sd.plan.actuals import load_actuals
-from ningbo_sd.resources import calibrated_file, calibration_dir
+from ningbo_sd.resources import calibrated_file, calibration_dir, is_default_calibration
 from ningbo_sd.uncertainty.discrepancy import load_discrepancy
 from ningbo_sd.uncertainty.results import weighted_quantiles
 from ningbo_sd.validation import Section
@@ -369,7 +369,7 @@ def out_of_sample(
         predictive_bands(terms, ensemble, log_weights, discrepancy) if discrepancy else None
     )
     table = compare_terms(terms, point, ensemble, extra, log_weights, predictive)
-    default = Path(calibrated).resolve() == calibrated_file().resolve()
+    default = is_default_calibration(calibrated)
     reported = None if default else fitted_ids_beside(calibrated)
     if reported is None:  # the default, or a calibration without its report: the window rule
         fitted_ids = {term.id for term in terms if window_actual(term)}
@@ -487,7 +487,7 @@ def in_sample(calibrated: str | Path | None = None, seed: int = 0, draws: int = 
     from ningbo_sd.scenarios.run import run_batch
 
     calibrated = calibrated_file() if calibrated is None else calibrated
-    default = Path(calibrated).resolve() == calibrated_file().resolve()
+    default = is_default_calibration(calibrated)
     fitted_ids = None if default else fitted_ids_beside(calibrated)  # None: the plan's rule
     terms: list[ObservationTerm] = build_terms(load_observations(), load_observation_map())
     point = term_values(terms, run_batch(calibrated=calibrated))[0]
