@@ -173,16 +173,8 @@ class CalibrationProblem:
             for name, value in self.fixed.items()
         }
         for index, spec in enumerate(self.parameters):
-            values = theta[:, index]
-            if spec.assumption.scaled:
-                base = np.asarray(spec.assumption.value, dtype=float)[None, :]
-                # vector_spread: base ** u, as the Monte Carlo draws it; vector_scale: u * base
-                spread = spec.assumption.spread
-                table[spec.name] = (
-                    np.power(base, values[:, None]) if spread else values[:, None] * base
-                )
-            else:
-                table[spec.name] = values
+            # a vector row: (samples, elements), base ** u or u * base
+            table[spec.name] = spec.assumption.model_value(theta[:, index])
         return table
 
     def simulate(self, theta: np.ndarray) -> np.ndarray:

@@ -105,19 +105,21 @@ class Assumption:
 
         Parameters
         ----------
-        factor_or_value : float
+        factor_or_value : float or numpy.ndarray
             The constant itself, the common factor of a ``vector_scale`` row, or the
-            exponent of a ``vector_spread`` row.
+            exponent of a ``vector_spread`` row; an array of them gives one row each.
 
         Returns
         -------
         float or numpy.ndarray
+            For a vector row ``(elements,)``, or ``(n, elements)`` for ``n`` factors.
         """
-        if self.spread:  # an exponent on every element (as the Monte Carlo applies it)
-            return np.power(np.asarray(self.value, dtype=float), float(factor_or_value))
-        if self.scaled:
-            return np.asarray(self.value, dtype=float) * float(factor_or_value)
-        return float(factor_or_value)
+        if not self.scaled:
+            return float(factor_or_value) if np.ndim(factor_or_value) == 0 else factor_or_value
+        base = np.asarray(self.value, dtype=float)
+        factor = np.asarray(factor_or_value, dtype=float)[..., None]  # (…, 1) against (elements,)
+        # vector_spread: an exponent on every element (as the Monte Carlo applies it)
+        return np.power(base, factor) if self.spread else factor * base
 
     def range_value(self, model_value) -> float:
         """The inverse of :meth:`model_value`: the number on the range's scale.

@@ -21,7 +21,6 @@ from ningbo_sd.calibration.observations import (
     build_terms,
     load_observation_map,
     measure_values,
-    window_actual,
 )
 from ningbo_sd.io import read_yaml_file
 from ningbo_sd.plan.actuals import load_actuals
@@ -354,7 +353,8 @@ def out_of_sample(
     actuals = load_actuals() if actuals is None else actuals
     terms = actual_terms(actuals)
     point = term_values(terms, run_batch(scenario="baseline", calibrated=calibrated))[0]
-    results, log_weights = band_results("baseline", calibrated, n_samples, seed)
+    history = fitted_terms(calibrated)  # what the calibration fitted: in sample, and the weights
+    results, log_weights = band_results("baseline", calibrated, n_samples, seed, None, history)
     ensemble = term_values(terms, results)
     extra = {
         row["id"]: {
@@ -370,16 +370,13 @@ def out_of_sample(
     )
     table = compare_terms(terms, point, ensemble, extra, log_weights, predictive)
     default = is_default_calibration(calibrated)
-    reported = None if default else fitted_ids_beside(calibrated)
-    if reported is None:  # the default, or a calibration without its report: the window rule
-        fitted_ids = {term.id for term in terms if window_actual(term)}
-        reason = "fitted by the default calibration (published, of 2015 or 2020)"
-    else:  # another calibration (one through 2018 fits 2016-2018): what its report says
-        fitted_ids = set(reported)
-        reason = f"fitted by the calibration it runs from ({Path(calibrated).name})"
-    fitted = table["id"].isin(fitted_ids)
+    fitted = table["id"].isin({term.id for term in history})
     table.loc[fitted, "status"] = "in sample"  # shown, not counted: the calibration fits it
-    table.loc[fitted, "reason"] = reason
+    table.loc[fitted, "reason"] = (
+        "fitted by the default calibration (published, of 2015 or 2020)"
+        if default  # (window_actual's rule)
+        else f"fitted by the calibration it runs from ({Path(calibrated).name})"
+    )
     figures, text = error_summary(table)
     errors = indicator_errors(table)
     text += f"; effective sample size {effective_sample_size(log_weights):,.0f}"

@@ -7,6 +7,7 @@ with one link of the loop held at its unperturbed path
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -107,7 +108,7 @@ def check_loops(path: str | Path | None = None) -> Section:
         share = 100 * (perturbed - held) / (perturbed - base) if perturbed != base else float("nan")
         # a loop that adds to the response (share > 0) acts reinforcing, one that takes from
         # it balancing, whatever the claim says
-        acts = "-" if share != share else ("reinforcing" if share > 0 else "balancing")
+        acts = "-" if math.isnan(share) else ("reinforcing" if share > 0 else "balancing")
         cycle = on_a_cycle(hold)  # on a mere chain, holding a link is not a loop test
         active = cycle and abs(effect) > float(loop["threshold_pct"])
         status = "pass" if active else ("known_failure" if loop.get("known_failure") else "fail")
