@@ -33,8 +33,10 @@ from ningbo_sd.calibration.posterior import (
 from ningbo_sd.calibration.problem import load_problem
 from ningbo_sd.calibration.report import (
     SIGNIFICANT_DIGITS,
+    bound_side,
     fit_table,
     parameter_table,
+    parameters_at_bound,
     write_outputs,
 )
 from ningbo_sd.cli import main
@@ -429,6 +431,36 @@ def test_parameter_table_reports_intervals_around_the_fit(point_fit):
     assert (table["laplace_q025"] <= table["calibrated"]).all()
     assert (table["calibrated"] <= table["laplace_q975"]).all()
     assert (table["laplace_sd"] > 0).all()
+
+
+@pytest.mark.parametrize(
+    ("value", "low", "high", "side"),
+    [
+        (0.35, 0.35, 0.45, "lower"),
+        (1.2, 0.8, 1.2, "upper"),
+        (1e-30, 0.0, 0.01, "lower"),
+        (0.3501, 0.35, 0.45, "lower"),  # within a thousandth of the width
+        (0.3511, 0.35, 0.45, ""),
+        (0.4, 0.35, 0.45, ""),
+        (5.0, 5.0, 5.0, ""),  # no range: nothing to sit at
+    ],
+)
+def test_a_parameter_at_an_end_of_its_range_is_named(value, low, high, side):
+    assert bound_side(value, low, high) == side
+
+
+def test_parameters_at_bound_are_read_from_the_report_beside_the_calibration(tmp_path, point_fit):
+    assert parameters_at_bound(tmp_path / "calibrated.yaml").empty  # no report: none
+    write_outputs(point_fit, None, tmp_path / "calibrated.yaml", {"seed": 1})
+    table = parameter_table(point_fit)
+    expected = table.index[table["at_bound"] != ""].tolist()
+    bounded = parameters_at_bound(tmp_path / "calibrated.yaml")
+    assert bounded["parameter"].tolist() == expected
+    report = json.loads((tmp_path / "calibration_report.json").read_text(encoding="utf-8"))
+    assert report["summary"]["at_bound"] == expected
+    for row in bounded.itertuples():
+        end = row.low if row.side == "lower" else row.high
+        assert abs(row.calibrated - end) <= 1e-3 * (row.high - row.low)
 
 
 def test_outputs_are_not_left_half_written(tmp_path, point_fit):

@@ -184,6 +184,24 @@ def test_in_sample_separates_fits_from_replays():
     assert ((fits["model"] - fits["observed"]).abs() <= fits["tolerance"]).all()
 
 
+def test_in_sample_names_the_parameters_the_range_holds():
+    from ningbo_sd.calibration.report import parameters_at_bound
+    from ningbo_sd.resources import calibrated_file
+
+    section = evidence.in_sample()
+    rows = section.table[section.table["status"] == "at bound"]
+    bounded = parameters_at_bound(calibrated_file())
+    assert rows["id"].tolist() == ["parameter__" + name for name in bounded["parameter"]]
+    if len(bounded):
+        assert f"{len(bounded)} fitted parameters at a bound" in section.summary
+    # the figures' counts are unchanged by the parameter rows
+    assert (
+        not rows["indicator"]
+        .isin(section.table.loc[section.table["status"] == "fit", "indicator"])
+        .any()
+    )
+
+
 # ---------------------------------------------------------------- loops and the command
 
 
@@ -214,6 +232,15 @@ def test_check_prints_json_and_fails_on_an_unexplained_dead_loop(tmp_path, monke
     monkeypatch.setattr(loops, "LOOPS_FILE", stripped)
     assert main(["check", "-s", "loops", "-o", str(tmp_path / "check.txt")]) == 1
     assert "FAIL (loops)" in (tmp_path / "check.txt").read_text(encoding="utf-8")
+
+
+def test_record_without_the_hindcast_is_refused_before_any_work(capsys):
+    from ningbo_sd.validation.evidence import RECORD_FILE
+
+    before = RECORD_FILE.read_bytes()
+    assert main(["check", "-s", "out_of_sample", "--record"]) == 2
+    assert "--record: run the hindcast section too" in capsys.readouterr().err
+    assert RECORD_FILE.read_bytes() == before  # the guard was not half recorded
 
 
 def test_check_names_an_unknown_section(capsys):

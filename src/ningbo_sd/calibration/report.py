@@ -37,6 +37,8 @@ REPORT_JSON = "calibration_report.json"
 REPORT_CSV = "calibration_report.csv"
 POSTERIOR_FILE = "posterior.parquet"
 PREDICTIVE_DRAWS = 500
+#: A fitted value within this share of its range's width from an end sits *at* that bound.
+BOUND_TOLERANCE = 1e-3
 #: Significant digits of the values in calibrated.yaml.
 SIGNIFICANT_DIGITS = 6
 FIT_COLUMNS = (
@@ -152,6 +154,10 @@ def parameter_table(fit: FitResult, posterior: PosteriorResult | None = None) ->
         },
         index=pd.Index(problem.names, name="parameter"),
     )
+    table["at_bound"] = [
+        bound_side(value, lo, hi)
+        for value, lo, hi in zip(fit.theta, problem.lower, problem.upper, strict=True)
+    ]
     if posterior is not None:
         ident = identifiability(posterior)
         table = table.join(
@@ -159,6 +165,53 @@ def parameter_table(fit: FitResult, posterior: PosteriorResult | None = None) ->
         )
         table = table.drop(columns=["median"])
     return table
+
+
+def bound_side(value: float, low: float, high: float, tolerance: float = BOUND_TOLERANCE) -> str:
+    """``"lower"`` or ``"upper"`` when ``value`` sits at that end of ``[low, high]``, else ``""``.
+
+    A fitted parameter at a bound of its register range is held there by the range, not by
+    the data: the data pull it further, its Laplace interval is not a standard error and its
+    posterior is cut off at the bound. Either the range is too narrow (widen it, with
+    evidence) or the structure misses something the parameter is standing in for.
+    """
+    width = high - low
+    if not width > 0:
+        return ""
+    if value - low <= tolerance * width:
+        return "lower"
+    if high - value <= tolerance * width:
+        return "upper"
+    return ""
+
+
+def parameters_at_bound(calibrated: str | Path) -> pd.DataFrame:
+    """The fitted parameters at a bound of their range, from the report beside ``calibrated``.
+
+    Parameters
+    ----------
+    calibrated : str or Path
+        A ``calibrated.yaml``; its ``calibration_report.json`` lies beside it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``parameter``, ``calibrated``, ``low``, ``high``, ``side`` (``lower`` or
+        ``upper``); empty when none is at a bound or there is no report.
+    """
+    columns = ["parameter", "calibrated", "low", "high", "side"]
+    report = Path(calibrated).parent / REPORT_JSON
+    if not report.is_file():
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for entry in json.loads(report.read_text(encoding="utf-8")).get("parameters", []):
+        value, low, high = (entry.get(key) for key in ("calibrated", "low", "high"))
+        if not all(isinstance(x, int | float) for x in (value, low, high)):
+            continue
+        side = bound_side(float(value), float(low), float(high))
+        if side:
+            rows.append([entry["parameter"], float(value), float(low), float(high), side])
+    return pd.DataFrame(rows, columns=columns)
 
 
 def summary(fit: FitResult, table: pd.DataFrame) -> dict:
@@ -307,7 +360,10 @@ def report_document(
     """
     document = {
         "settings": settings,
-        "summary": summary(fit, table),
+        "summary": {
+            **summary(fit, table),
+            "at_bound": [name for name, side in parameters["at_bound"].items() if side],
+        },
         "parameters": parameters.reset_index().to_dict(orient="records"),
         "fit_table": table.astype(object).where(table.notna(), None).to_dict(orient="records"),
     }

@@ -204,3 +204,16 @@ def register(app: typer.Typer) -> None:
         )
         for kind, path in written.items():
             typer.echo(f"wrote {kind}: {path}")
+        from ningbo_sd.calibration.report import parameters_at_bound
+
+        bounded = parameters_at_bound(output)
+        if len(bounded):
+            listed = ", ".join(
+                f"{name} ({side})"
+                for name, side in zip(bounded["parameter"], bounded["side"], strict=True)
+            )
+            typer.echo(
+                f"{len(bounded)} of {fit.problem.n_parameters} parameters at a bound of their "
+                f"register range: {listed}; the range holds them there, not the data "
+                "(calibration_report.json: at_bound)"
+            )

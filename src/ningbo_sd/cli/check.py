@@ -32,9 +32,12 @@ SHOWN: dict[str, tuple[str, ...]] = {
     "hindcast": ("id", "year", "observed", "model", "ape_pct", "growth_error_pp", "q05", "q95",
                  "in_90", "status"),
 }  # fmt: skip
+#: The sections ``--record`` writes from (the MAPE guard and the model discrepancy).
+RECORDED = ("out_of_sample", "hindcast")
 #: Rows shown per section in the table format: the ones worth reading.
 NOTEWORTHY = (
-    "fail", "known_failure", "miss", "compared", "secondary", "in sample", "info", "by indicator"
+    "fail", "known_failure", "miss", "compared", "secondary", "in sample", "info", "by indicator",
+    "at bound",
 )  # fmt: skip
 
 
@@ -195,6 +198,9 @@ def register(app: typer.Typer) -> None:
 
         if record and calibration is not None:
             raise UserError("--record: only the default calibration's MAPE is the guard")
+        missing = [n for n in RECORDED if section and n not in section]
+        if record and missing:  # refused before any work, so nothing is half recorded
+            raise UserError(f"--record: run the {' and '.join(missing)} section too")
         calibrated = _calibration(calibration) if calibration is not None else None
         sections = run_sections(list(section or []), calibrated)
         if record:

@@ -22,6 +22,7 @@ from ningbo_sd.calibration.observations import (
     load_observation_map,
     measure_values,
 )
+from ningbo_sd.calibration.report import parameters_at_bound
 from ningbo_sd.io import read_yaml_file
 from ningbo_sd.plan.actuals import load_actuals
 from ningbo_sd.resources import calibrated_file, calibration_dir, is_default_calibration
@@ -242,7 +243,7 @@ def error_summary(table: pd.DataFrame) -> tuple[dict, str]:
     )
     if "in_90p" in counted:
         text += (
-            f"; inside the predictive (model + discrepancy) 90% band {figures['cover90p']:.0%} "
+            f"; inside the predictive (model + discrepancy) 90% band {figures['cover90p']:.1%} "
             f"(n={figures['n_bandp']}), its 50% band {figures['cover50p']:.0%}"
         )
     return figures, text
@@ -385,7 +386,7 @@ def out_of_sample(
         after = coverage(later)
         text += (
             f"; discrepancy sd {discrepancy.sd:.3f}, correlation {discrepancy.correlation:.2f} "
-            f"({DISCREPANCY_NOTE}); figures after {FIT_LAST_YEAR}: {after['cover90p']:.0%} "
+            f"({DISCREPANCY_NOTE}); figures after {FIT_LAST_YEAR}: {after['cover90p']:.1%} "
             f"inside the predictive 90% band (n={after['n_bandp']}), "
             f"{after['cover90']:.0%} inside the model's"
         )
@@ -539,4 +540,33 @@ def in_sample(calibrated: str | Path | None = None, seed: int = 0, draws: int = 
         f"({int(counts.get('replay', 0))} replays of inputs or initial values not counted; "
         f"{int(counts.get('not modelled', 0))} not modelled)"
     )
+    bounded = parameters_at_bound(calibrated)
+    if len(bounded):
+        frame = pd.concat([frame, _bound_rows(bounded)], ignore_index=True)
+        summary += (
+            f"; {len(bounded)} fitted parameters at a bound of their register range "
+            f"({', '.join(bounded['parameter'])}): the range holds them, not the data"
+        )
     return Section("in_sample", "In sample: the plan's 2015-2020 figures", frame, summary)
+
+
+def _bound_rows(bounded: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the in-sample table for the fitted parameters at a bound of their range."""
+    return pd.DataFrame(
+        {
+            "id": "parameter__" + bounded["parameter"],
+            "indicator": "-",
+            "measure": "parameter",
+            "year": None,
+            "observed": np.where(bounded["side"] == "lower", bounded["low"], bounded["high"]),
+            "model": bounded["calibrated"],
+            "tolerance": None,
+            "status": "at bound",
+            "reason": [
+                f"at the {side} end of its range [{low:g}, {high:g}]: the data pull it further"
+                for side, low, high in zip(
+                    bounded["side"], bounded["low"], bounded["high"], strict=True
+                )
+            ],
+        }
+    )
