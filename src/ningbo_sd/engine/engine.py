@@ -22,6 +22,7 @@ import pandas as pd
 
 from .compiler import cache_dir, load_ir
 from .ir import ModelIR, UnsupportedConstructError
+from .params import fill_constants, parse_params
 from .runtime_numpy import NumpyRuntime
 from .subscripts import key
 from .timegrid import _RPREC, time_grid
@@ -314,64 +315,8 @@ class CompiledModel:
 
     # ------------------------------------------------------------------ params
     def _parse_params(self, params) -> tuple[dict, int]:
-        """Return ``({var: (S|1, size) array}, n_samples)``."""
-        items: list[tuple[str, object]] = []
-        if params is None:
-            params = {}
-        if isinstance(params, pd.DataFrame):
-            n = len(params)
-            items = [(str(c), params[c].to_numpy(dtype=float)) for c in params.columns]
-        elif isinstance(params, pd.Series):
-            n = None
-            items = [(str(k), v) for k, v in params.items()]
-        else:
-            n = None
-            items = [(str(k), v) for k, v in dict(params).items()]
-        values: dict[str, np.ndarray] = {}
-        elementwise: list[tuple[str, tuple, np.ndarray]] = []
-        for label, val in items:
-            name, elems = self._parse_label(label)
-            if elems is not None:
-                elementwise.append((name, elems, np.asarray(val, dtype=float)))
-            else:
-                values[name] = np.asarray(val, dtype=float)
-        sizes = {a.shape[0] for a in values.values() if a.ndim >= 1}
-        sizes |= {a.shape[0] for _, _, a in elementwise if a.ndim >= 1}
-        if n is None:
-            if len(sizes) > 1:
-                raise ValueError(f"parameter arrays have different sample counts: {sizes}")
-            n = sizes.pop() if sizes else 1
-        out: dict[str, np.ndarray] = {}
-        for name, a in values.items():
-            v = self.ir.variables[name]
-            if a.ndim == 0:
-                a = np.broadcast_to(a, (1, v.size))
-            elif a.ndim == 1:
-                a = a[:, None] * np.ones((1, v.size))
-            else:
-                a = a.reshape(a.shape[0], -1)
-                if a.shape[1] != v.size:
-                    raise ValueError(f"{name!r}: expected {v.size} elements, got {a.shape[1]}")
-            out[name] = a
-        for name, elems, a in elementwise:
-            v = self.ir.variables[name]
-            look = [{key(e): i for i, e in enumerate(c)} for c in v.coords]
-            try:
-                flat = int(
-                    np.ravel_multi_index(tuple(look[i][e] for i, e in enumerate(elems)), v.shape)
-                )
-            except (KeyError, IndexError, ValueError):
-                raise KeyError(f"unknown element {elems} of {name!r}") from None
-            base = out.get(name)
-            if base is None:
-                base = np.broadcast_to(v.default, (1, v.size))
-            base = np.array(np.broadcast_to(base, (max(n, base.shape[0]), v.size)))
-            base[:, flat] = a
-            out[name] = base
-        for name, a in out.items():
-            if a.shape[0] not in (1, n):
-                raise ValueError(f"{name!r}: {a.shape[0]} samples, expected {n}")
-        return out, n
+        """Return ``({var: (S|1, size) array}, n_samples)`` (see :func:`.params.parse_params`)."""
+        return parse_params(params, self._parse_label, self.ir.variables)
 
     def _parse_label(self, label: str) -> tuple[str, tuple | None]:
         """A parameter label's constant and, for ``"Name[elem,...]"``, its element keys.
@@ -438,23 +383,8 @@ class CompiledModel:
         return defaults
 
     def _fill_constants(self, X: np.ndarray, values: dict, lo: int, hi: int) -> None:
-        """Write samples ``lo:hi`` of the given constants into a state ``X`` (``(n_rows, ...)``).
-
-        ``X``'s trailing axes hold the samples (``(n)`` or a runtime's
-        ``(groups, group)``); slots past ``hi - lo`` get copies of the last sample.
-        """
-        lanes = X.shape[1:]
-        slots = int(np.prod(lanes))
-        for name, a in values.items():
-            v = self.ir.variables[name]
-            if a.shape[0] == 1:
-                block = a.T.reshape(v.size, *(1,) * len(lanes))
-            else:
-                block = a[lo:hi]
-                if block.shape[0] < slots:
-                    block = np.concatenate([block, np.repeat(block[-1:], slots - len(block), 0)])
-                block = block.T.reshape(v.size, *lanes)
-            X[v.offset : v.offset + v.size] = block
+        """Write samples ``lo:hi`` of the constants into ``X`` (:func:`.params.fill_constants`)."""
+        fill_constants(X, values, self.ir.variables, lo, hi)
 
     def _control_values(self, values: dict, n: int) -> dict:
         if hasattr(self, "time") and not self._control_inputs.intersection(values):

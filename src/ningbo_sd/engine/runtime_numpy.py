@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from . import libm
 from .ir import (
     Assign,
     BinOp,
@@ -57,21 +58,21 @@ def _func(name: str, a: list):
     f = {
         "abs": lambda: np.abs(a[0]),
         "exp": lambda: exp_numpy(a[0]),
-        "ln": lambda: np.log(a[0]),
+        "ln": lambda: libm.call("log", a[0]),
         "sqrt": lambda: np.sqrt(a[0]),
         "integer": lambda: _integer(a[0]),
-        "sin": lambda: np.sin(a[0]),
-        "cos": lambda: np.cos(a[0]),
-        "tan": lambda: np.tan(a[0]),
-        "arcsin": lambda: np.arcsin(a[0]),
-        "arccos": lambda: np.arccos(a[0]),
-        "arctan": lambda: np.arctan(a[0]),
-        "sinh": lambda: np.sinh(a[0]),
-        "cosh": lambda: np.cosh(a[0]),
-        "tanh": lambda: np.tanh(a[0]),
+        "sin": lambda: libm.call("sin", a[0]),
+        "cos": lambda: libm.call("cos", a[0]),
+        "tan": lambda: libm.call("tan", a[0]),
+        "arcsin": lambda: libm.call("asin", a[0]),
+        "arccos": lambda: libm.call("acos", a[0]),
+        "arctan": lambda: libm.call("atan", a[0]),
+        "sinh": lambda: libm.call("sinh", a[0]),
+        "cosh": lambda: libm.call("cosh", a[0]),
+        "tanh": lambda: libm.call("tanh", a[0]),
         "min": lambda: np.minimum(a[0], a[1]),
         "max": lambda: np.maximum(a[0], a[1]),
-        "log": lambda: np.log(a[0]) / np.log(a[1]),
+        "log": lambda: libm.call("log", a[0]) / libm.call("log", a[1]),
         "quantum": lambda: _quantum(a[0], a[1]),
         "modulo": lambda: a[0] - _quantum(a[0], a[1]),
         "zidz": lambda: np.where(np.abs(a[1]) < SMALL_VENSIM, 0.0, a[0] / a[1]),

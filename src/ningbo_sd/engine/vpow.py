@@ -18,8 +18,9 @@ Two implementations of one algorithm, operation for operation:
 Both handle the "ordinary" case: a positive, normal, finite base and a
 finite product ``b * log(a)`` with ``|b * log(a)| < 708``.  Anything else
 (zero or negative base, infinities, NaN, overflow, underflow) is recomputed
-with the library ``pow`` (``**`` / ``np.power``), so special values follow
-IEEE/numpy exactly.  In the ordinary case the relative error is below
+with the C library's ``pow`` (numba's ``**``; the numpy twin calls the same
+libm function, :mod:`ningbo_sd.engine.libm`), so special values follow IEEE
+exactly and both runtimes agree bit for bit.  In the ordinary case the relative error is below
 ``|b * log(a)| * 2**-52 + 4 * 2**-53`` (tested against ``np.power``);
 the engine's differential test against PySD still holds at 1e-9.
 
@@ -36,6 +37,8 @@ trick), ``r = y - k ln2_hi - k ln2_lo``, ``exp(r)`` by Taylor to ``r**13``
 from __future__ import annotations
 
 import numpy as np
+
+from . import libm
 
 __all__ = ["NUMBA_SOURCE", "exp_numpy", "pow_numpy"]
 
@@ -176,8 +179,8 @@ def pow_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray
         Bit-identical to the numba kernel's ``_pow``; equal to ``np.power``
-        within the error bound in the module docstring, and exactly
-        ``np.power`` outside the ordinary case.
+        within the error bound in the module docstring, and exactly libm's
+        ``pow`` outside the ordinary case (as numba's ``**``).
     """
     a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
     a = np.ascontiguousarray(a)
@@ -196,7 +199,9 @@ def pow_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out, fast = _exp_core(y)
     ok = (a >= 2.2250738585072014e-308) & (a < np.inf) & fast
     if not ok.all():
-        out = np.where(ok, out, np.power(a, b))
+        bad = ~ok  # the C library's pow there, as numba's ``**``
+        base, exponent = (np.broadcast_to(x, bad.shape)[bad] for x in (a, b))
+        out[bad] = libm.call("pow", base, exponent)
     return out
 
 
@@ -223,11 +228,11 @@ def exp_numpy(x: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray
         Bit-identical to the numba kernel's ``_exp``; within a few ulp of
-        ``np.exp`` for ``|x| < 708``, and exactly ``np.exp`` elsewhere (overflow,
-        underflow, infinities, NaN).
+        ``np.exp`` for ``|x| < 708``, and exactly libm's ``exp`` elsewhere (overflow,
+        underflow, infinities, NaN), as numba's ``math.exp``.
     """
     x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
     out, ok = _exp_core(x)
     if not ok.all():
-        out = np.where(ok, out, np.exp(x))
+        out[~ok] = libm.call("exp", x[~ok])  # the C library's, as numba's ``math.exp``
     return out
