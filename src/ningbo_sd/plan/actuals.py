@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ningbo_sd.plan.csvfile import read_records as read_csv_records
 from ningbo_sd.plan.data import BASES, DATA_DIR, MEASURES, DataFileError, Problem, parse_tags
-from ningbo_sd.plan.data import _read_csv as read_csv_records
 
 ACTUALS_PATH = DATA_DIR / "actuals.csv"
 ACTUALS_COLUMNS: tuple[str, ...] = (
