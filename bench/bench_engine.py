@@ -126,7 +126,8 @@ def main(argv=None) -> dict:
         with tempfile.TemporaryDirectory() as cache:
             out["process_cold"] = _fresh_process(args.model, cache)  # parse + JIT
             out["process_warm"] = _fresh_process(args.model, cache)  # both from disk
-    from ningbo_sd.engine.compiler import build_ir, load_abstract_model
+    from ningbo_sd.engine.compiler import build_ir
+    from ningbo_sd.engine.loading import load_abstract_model
 
     out["compile_cold_s"] = _median_time(
         lambda: build_ir(load_abstract_model(args.model)), args.reps

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import ningbo_sd.engine.compiler
+import ningbo_sd.engine.loading
 from ningbo_sd.engine import compile_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,7 +87,7 @@ def test_ir_cache_is_used_and_invalidated_by_edits(tmp_path, monkeypatch):
     def no_parsing(_path):
         raise AssertionError("the model was parsed again")
 
-    monkeypatch.setattr(ningbo_sd.engine.compiler, "load_abstract_model", no_parsing)
+    monkeypatch.setattr(ningbo_sd.engine.loading, "load_abstract_model", no_parsing)
     cached = compile_model(path, backend="numpy")
     np.testing.assert_array_equal(cached.run_one().to_numpy(), fresh.run_one().to_numpy())
     path.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .compiler import cache_dir, load_ir
 from .ir import ModelIR, UnsupportedConstructError
+from .loading import cache_dir, load_ir
 from .params import fill_constants, parse_params
 from .runtime_numpy import NumpyRuntime
 from .subscripts import key

@@ -29,8 +29,8 @@ import numba.core.config
 import numpy as np
 
 from .codegen import KernelGenerator, update_source
-from .compiler import cache_dir
 from .ir import ModelIR, Ref
+from .loading import cache_dir
 from .runtime_numpy import NumpyRuntime
 from .vpow import NUMBA_SOURCE as _POW_SOURCE
 

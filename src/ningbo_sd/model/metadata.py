@@ -83,7 +83,7 @@ def file_digest(path: str | Path) -> str:
     ModelFileError
         If the file is missing or a folder.
     """
-    from ningbo_sd.engine.compiler import file_digest as digest  # the engine's cache key
+    from ningbo_sd.engine.loading import file_digest as digest  # the engine's cache key
 
     path = Path(path)
     with model_file_opened(path):
@@ -99,7 +99,7 @@ def parse_product(path: str | Path, kind: str, build, module_file: str):
     """A product of the model file's one parse (metadata, structure), cached on disk.
 
     Keyed by the file's content, the engine's compiler version and the builder module's
-    source (:func:`ningbo_sd.engine.compiler.cached_product`); a warm process never calls
+    source (:func:`ningbo_sd.engine.loading.cached_product`); a warm process never calls
     PySD's parser.
 
     Raises
@@ -107,7 +107,7 @@ def parse_product(path: str | Path, kind: str, build, module_file: str):
     ModelFileError
         If the file is missing or PySD cannot parse it.
     """
-    from ningbo_sd.engine.compiler import cached_product
+    from ningbo_sd.engine.loading import cached_product
 
     path = Path(path)
     if not path.is_file():

@@ -548,7 +548,7 @@ def _read_known_failures(path: Path) -> dict[str, str]:
 
 
 def _parse(path: Path):
-    from ningbo_sd.engine.compiler import load_abstract_model
+    from ningbo_sd.engine.loading import load_abstract_model
     from ningbo_sd.model.safety import check_model_text
 
     if not path.is_file():
