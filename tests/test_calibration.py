@@ -439,7 +439,7 @@ def test_parameter_table_reports_intervals_around_the_fit(point_fit):
         (0.35, 0.35, 0.45, "lower"),
         (1.2, 0.8, 1.2, "upper"),
         (1e-30, 0.0, 0.01, "lower"),
-        (0.3501, 0.35, 0.45, "lower"),  # within a thousandth of the width
+        (0.35005, 0.35, 0.45, "lower"),  # within a thousandth of the width
         (0.3511, 0.35, 0.45, ""),
         (0.4, 0.35, 0.45, ""),
         (5.0, 5.0, 5.0, ""),  # no range: nothing to sit at
