@@ -25,126 +25,21 @@ data) the equation is ``unchecked``, with the reason, never guessed.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pint
-from pint.util import to_units_container
 
 from ningbo_sd.engine.subscripts import key
 from ningbo_sd.io import UserError, read_yaml_file
 from ningbo_sd.model.metadata import MODEL_PATH, ModelFileError
 from ningbo_sd.resources import model_dir
 from ningbo_sd.validation import Section
+from ningbo_sd.validation.unit_registry import format_unit, parse_unit, registry, unit_problem
 
 __all__ = ["check_units", "format_unit", "known_failures_file", "parse_unit", "registry"]
-
-#: The project's units, declared once. Base dimensions are bracketed; aliases follow ``=``.
-DEFINITIONS = """
-Year = [time] = year = yr = Years = years = 年
-CNY = [currency] = yuan = 元
-CNY10k = 1e4 * CNY = 万元
-CNY100m = 1e8 * CNY = 亿元
-CNY10bn = 1e10 * CNY = 百亿元
-tce = [coal_equivalent] = 吨标准煤
-tce10k = 1e4 * tce = 万吨标准煤 = 万吨标煤
-km2 = [area] = sq_km
-mu = km2 / 1500 = 亩
-person = [population] = persons = people = 人
-person10k = 1e4 * person = 万人
-patents = [patent] = patent = 件
-firms = [firm] = firm = 家
-"""
-
-#: Text replaced before pint reads a unit (names pint cannot take as identifiers).
-_REWRITES = (("km²", "km2"), ("㎢", "km2"))
-_DIMENSIONLESS = re.compile(r"(?i)(?<![\w])(dmnl|dimensionless)(?![\w])")
-#: A trailing remark in parentheses: ``亿元 (nominal)``, ``tce/万元 (2020 prices)``.
-_REMARK = re.compile(r"\s+\([^()*/^]*\)\s*$")
-_REL_TOL = 1e-9
-
-
-@cache
-def registry() -> pint.UnitRegistry:
-    """The unit registry: only the project's units (:data:`DEFINITIONS`), none of pint's."""
-    ureg = pint.UnitRegistry(None)
-    for line in DEFINITIONS.strip().splitlines():
-        ureg.define(line)
-    return ureg
-
-
-def parse_unit(text: str) -> pint.Unit:
-    """Read a unit written in Vensim's style or with the outputs table's Chinese names.
-
-    Parameters
-    ----------
-    text : str
-        E.g. ``'CNY100m/Year'``, ``'Dmnl'``, ``'CNY10k/(Year*mu)'``, ``'亿元'``, ``'km²'``,
-        ``'万吨标准煤'``; a trailing remark in parentheses (``'亿元 (nominal)'``) is ignored.
-
-    Returns
-    -------
-    pint.Unit
-        A unit of :func:`registry`.
-
-    Raises
-    ------
-    ValueError
-        If the text is empty, names a unit the registry does not declare, or is malformed.
-    """
-    source = str(text)
-    cleaned = _REMARK.sub("", source.strip())
-    for old, new in _REWRITES:
-        cleaned = cleaned.replace(old, new)
-    cleaned = _DIMENSIONLESS.sub("1", cleaned)
-    if not cleaned:
-        raise ValueError("no unit given")
-    try:
-        return registry().parse_units(cleaned)
-    except pint.UndefinedUnitError as exc:
-        names = ", ".join(sorted(exc.unit_names)) if exc.unit_names else cleaned
-        raise ValueError(f"{source!r}: unit {names!r} is not declared") from None
-    except Exception as exc:  # pint and Python's tokenizer raise several kinds
-        raise ValueError(f"{source!r}: not a unit expression ({type(exc).__name__})") from None
-
-
-def format_unit(unit: pint.Unit | None) -> str:
-    """Show a unit compactly (``'CNY100m/Year^2'``; ``'Dmnl'`` without units)."""
-    if unit is None:
-        return "number"
-    items = list(to_units_container(unit).items())
-    if not items:
-        return "Dmnl"
-
-    def product(terms: list[tuple[str, float]]) -> str:
-        return "*".join(name if power == 1 else f"{name}^{power:g}" for name, power in terms)
-
-    top = product([(n, p) for n, p in items if p > 0]) or "1"
-    bottom = [(n, -p) for n, p in items if p < 0]
-    if not bottom:
-        return top
-    return f"{top}/{product(bottom)}" if len(bottom) == 1 else f"{top}/({product(bottom)})"
-
-
-def _problem(got: pint.Unit, want: pint.Unit) -> str | None:
-    """Why ``got`` is not ``want`` (dimension or scale), or None when they agree."""
-    if got.dimensionality != want.dimensionality:
-        return f"{format_unit(got)} is {_dimension(got)}, {format_unit(want)} is {_dimension(want)}"
-    factor = registry().Quantity(1.0, got).to(want).magnitude
-    if not math.isclose(factor, 1.0, rel_tol=_REL_TOL):
-        big, small, factor = (got, want, factor) if factor > 1 else (want, got, 1 / factor)
-        return f"same dimension, but 1 {format_unit(big)} = {factor:.6g} {format_unit(small)}"
-    return None
-
-
-def _dimension(unit: pint.Unit) -> str:
-    text = str(unit.dimensionality)
-    return "dimensionless" if text == "dimensionless" else text.replace(" ", "")
-
 
 # ----------------------------------------------------------------------------- inference
 
@@ -247,7 +142,7 @@ class _Checker:
             return _Val(None, None)
         if a.free or b.free:
             return b if a.free else a
-        problem = _problem(b.unit, a.unit)
+        problem = unit_problem(b.unit, a.unit)
         if problem:
             raise _MismatchError(
                 f"{what} of {format_unit(a.unit)} and {format_unit(b.unit)}: {problem}"
@@ -258,7 +153,7 @@ class _Checker:
     def _need(self, val: _Val, unit: pint.Unit, what: str) -> None:
         if val.free:
             return
-        problem = _problem(val.unit, unit)
+        problem = unit_problem(val.unit, unit)
         if problem:
             raise _MismatchError(
                 f"{what} is in {format_unit(val.unit)}, needs {format_unit(unit)}: {problem}"
@@ -373,7 +268,7 @@ class _Checker:
         if name in _KEEP_FUNCS and len(vals) == 1:
             return vals[0]
         if name == "prod" and len(vals) == 1:
-            if not vals[0].free and _problem(vals[0].unit, self.dmnl):
+            if not vals[0].free and unit_problem(vals[0].unit, self.dmnl):
                 raise _UncheckedError(f"PROD of {format_unit(vals[0].unit)}: power set by a range")
             return vals[0]
         if name == "sqrt" and len(vals) == 1:
@@ -409,7 +304,7 @@ class _Checker:
         if len(args) != 1:
             raise _UncheckedError(f"lookup '{name}' called with {len(args)} arguments")
         val = self.infer(args[0])
-        if not val.free and _problem(val.unit, self.dmnl):
+        if not val.free and unit_problem(val.unit, self.dmnl):
             raise _UncheckedError(
                 f"lookup '{name}' takes an input in {format_unit(val.unit)}; "
                 "a lookup's input axis has no declared units"
@@ -485,13 +380,13 @@ class _Checker:
             shown = format_unit(unit)
             if shown not in inferred:
                 inferred.append(shown)
-            problem = _problem(unit, declared)
+            problem = unit_problem(unit, declared)
             if problem:
                 verdicts.append(("fail", detail or f"equation gives {shown}: {problem}"))
             else:
                 verdicts.append(("pass", ""))
         control = _cls(el) == "AbstractControlElement" and not isinstance(self.time_unit, str)
-        if control and (problem := _problem(declared, self.time_unit)):
+        if control and (problem := unit_problem(declared, self.time_unit)):
             verdicts.append(("fail", f"a control variable in the model's time unit: {problem}"))
         self.current = None
         for status in ("fail", "unchecked", "pass"):
@@ -513,11 +408,11 @@ class _Checker:
         rate = declared / self.year
         flow = self.infer(ast.flow)
         initial = self.infer(ast.initial)
-        if not initial.free and (problem := _problem(initial.unit, declared)):
+        if not initial.free and (problem := unit_problem(initial.unit, declared)):
             raise _MismatchError(f"initial value in {format_unit(initial.unit)}: {problem}")
         if flow.free:
             return declared, ""
-        problem = _problem(flow.unit, rate)
+        problem = unit_problem(flow.unit, rate)
         detail = ""
         if problem:
             detail = (
