@@ -13,14 +13,13 @@ import difflib
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from .ir import ModelIR, UnsupportedConstructError
+from .ir import ModelIR, UnsupportedConstructError, VariableMeta
 from .loading import cache_dir, load_ir
 from .params import fill_constants, parse_params
 from .runtime_numpy import NumpyRuntime
@@ -39,42 +38,6 @@ __all__ = [
     "run_default",
     "time_grid",
 ]
-
-
-@dataclass(frozen=True)
-class VariableMeta:
-    """Metadata of one model variable.
-
-    Attributes
-    ----------
-    name : str
-        Vensim name.
-    py_name : str
-        Python-safe name (as PySD names it).
-    kind : str
-        ``constant``, ``stock``, ``aux``, ``lookup`` or ``control``.
-    units, documentation : str
-    limits : tuple
-        ``(min, max)``, ``None`` where unset.
-    dims : tuple of str
-        Subscript range names.
-    coords : tuple of tuple of str
-        Elements of each dimension.
-    """
-
-    name: str
-    py_name: str
-    kind: str
-    units: str
-    limits: tuple
-    documentation: str
-    dims: tuple
-    coords: tuple
-
-    @property
-    def subscripts(self) -> tuple:
-        """Alias of :attr:`dims`."""
-        return self.dims
 
 
 def _stop(process) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "UnOp",
     "UnsupportedConstructError",
     "VarInfo",
+    "VariableMeta",
     "first_block",
     "node_deps",
     "walk",
@@ -379,3 +380,39 @@ def first_block(node: Node, n_outer: int, n_inner: int) -> Node | None:
         return None  # an unknown node: keep the full loop space
 
     return cut(node)
+
+
+@dataclass(frozen=True)
+class VariableMeta:
+    """Metadata of one model variable.
+
+    Attributes
+    ----------
+    name : str
+        Vensim name.
+    py_name : str
+        Python-safe name (as PySD names it).
+    kind : str
+        ``constant``, ``stock``, ``aux``, ``lookup`` or ``control``.
+    units, documentation : str
+    limits : tuple
+        ``(min, max)``, ``None`` where unset.
+    dims : tuple of str
+        Subscript range names.
+    coords : tuple of tuple of str
+        Elements of each dimension.
+    """
+
+    name: str
+    py_name: str
+    kind: str
+    units: str
+    limits: tuple
+    documentation: str
+    dims: tuple
+    coords: tuple
+
+    @property
+    def subscripts(self) -> tuple:
+        """Alias of :attr:`dims`."""
+        return self.dims

@@ -39,6 +39,7 @@ from ningbo_sd.uncertainty.results import (
     LAYOUT,
     LOG_WEIGHT_COLUMN,
     SUMMARY_YEARS,
+    MonteCarloSummary,
     ParquetStream,
     modelled_targets,
 )
@@ -402,42 +403,6 @@ def check_execution(workers: int | None, scheduler: str | None) -> None:
         raise ValueError("give either --workers (a local cluster) or --scheduler, not both")
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be at least 1 (got {workers})")
-
-
-@dataclass
-class MonteCarloSummary:
-    """What :func:`run_monte_carlo` reports.
-
-    Attributes
-    ----------
-    scenario : str
-    n_samples, seed : int
-    quantiles : pandas.DataFrame
-        See :func:`ningbo_sd.uncertainty.results.quantile_table`.
-    probabilities : pandas.DataFrame
-        See :func:`ningbo_sd.uncertainty.results.probability_table`.
-    binding : pandas.DataFrame
-        Share of samples where each constraint binds, per summary year.
-    output : Path or None
-        The Parquet file written.
-    parameters : pandas.DataFrame
-        The uncertain parameters (name, distribution, origin, source).
-    held : tuple of str
-        Register rows left at the scenario's value.
-    effective_samples : float or None
-        ``(sum w)**2 / sum w**2`` of the sample weights (``n_samples`` when unweighted).
-    """
-
-    scenario: str
-    n_samples: int
-    seed: int
-    quantiles: pd.DataFrame
-    probabilities: pd.DataFrame
-    binding: pd.DataFrame
-    output: Path | None
-    parameters: pd.DataFrame
-    held: tuple[str, ...] = ()
-    effective_samples: float | None = None
 
 
 def chunk_bounds(n_samples: int, chunk_size: int) -> list[tuple[int, int]]:

@@ -382,3 +382,39 @@ def read_results(path: str | Path, indicators: list[str] | None = None) -> Monte
     met = frame[[f"target:{t}:met" for t in targets]].set_axis(targets, axis=1)
     log_weights = frame[LOG_WEIGHT_COLUMN].to_numpy(dtype=float) if weighted else None
     return MonteCarloResults(samples, dataset, values, met, metadata, log_weights)
+
+
+@dataclass
+class MonteCarloSummary:
+    """What :func:`run_monte_carlo` reports.
+
+    Attributes
+    ----------
+    scenario : str
+    n_samples, seed : int
+    quantiles : pandas.DataFrame
+        See :func:`ningbo_sd.uncertainty.results.quantile_table`.
+    probabilities : pandas.DataFrame
+        See :func:`ningbo_sd.uncertainty.results.probability_table`.
+    binding : pandas.DataFrame
+        Share of samples where each constraint binds, per summary year.
+    output : Path or None
+        The Parquet file written.
+    parameters : pandas.DataFrame
+        The uncertain parameters (name, distribution, origin, source).
+    held : tuple of str
+        Register rows left at the scenario's value.
+    effective_samples : float or None
+        ``(sum w)**2 / sum w**2`` of the sample weights (``n_samples`` when unweighted).
+    """
+
+    scenario: str
+    n_samples: int
+    seed: int
+    quantiles: pd.DataFrame
+    probabilities: pd.DataFrame
+    binding: pd.DataFrame
+    output: Path | None
+    parameters: pd.DataFrame
+    held: tuple[str, ...] = ()
+    effective_samples: float | None = None
