@@ -61,15 +61,17 @@ def run_sections(names: list[str], calibrated: Path | None = None) -> list:
     return sections
 
 
+def _recorded(sections, name: str):
+    """The section ``--record`` writes from (the command refused the run without it)."""
+    return next(s for s in sections if s.name == name)
+
+
 def record_mape(sections) -> None:
     """Write the out-of-sample MAPE into the guard's record file."""
     from ningbo_sd.io import write_text_atomically
     from ningbo_sd.validation.evidence import RECORD_FILE
 
-    found = [s for s in sections if s.name == "out_of_sample"]
-    if not found:
-        raise UserError("--record: run the out_of_sample section too")
-    guard = found[0].table.set_index("id").loc["mape_guard"]
+    guard = _recorded(sections, "out_of_sample").table.set_index("id").loc["mape_guard"]
     text = (
         "# The out-of-sample MAPE (%) on levels at the last landing: `ningbo-sd check` fails\n"
         "# when the model does worse. Written by `ningbo-sd check --record`.\n"
@@ -85,10 +87,7 @@ def record_discrepancy(sections) -> None:
     from ningbo_sd.uncertainty.discrepancy import discrepancy_file
     from ningbo_sd.validation.hindcast import estimate_discrepancy
 
-    found = [s for s in sections if s.name == "hindcast"]
-    if not found:
-        raise UserError("--record: run the hindcast section too")
-    estimate, n_errors = estimate_discrepancy(found[0].table)
+    estimate, n_errors = estimate_discrepancy(_recorded(sections, "hindcast").table)
     path = discrepancy_file()
     text = (
         "# The model discrepancy (ningbo_sd.uncertainty.discrepancy): a stationary AR(1) log\n"
@@ -198,8 +197,8 @@ def register(app: typer.Typer) -> None:
 
         if record and calibration is not None:
             raise UserError("--record: only the default calibration's MAPE is the guard")
-        missing = [n for n in RECORDED if section and n not in section]
-        if record and missing:  # refused before any work, so nothing is half recorded
+        if record and section and (missing := [n for n in RECORDED if n not in section]):
+            # refused before any work, so nothing is half recorded
             raise UserError(f"--record: run the {' and '.join(missing)} section too")
         calibrated = _calibration(calibration) if calibration is not None else None
         sections = run_sections(list(section or []), calibrated)
