@@ -127,6 +127,31 @@ def test_no_investment_capital_only_decays():
         assert capital[-1] < capital[0]
 
 
+@pytest.mark.parametrize("auto_share", [0.08, 0.13, 0.2])
+def test_the_automobile_share_is_taken_from_equipment_and_the_split_sums_to_one(auto_share):
+    """Raising the automobile share takes value added from the other clusters' equipment part.
+
+    The split sums to 1 at any share; the non-equipment clusters keep their judged shares, and
+    the equipment share of 2015 moves by under a tenth of the automobile change (three clusters
+    are counted as equipment only in part).
+    """
+    columns = ["Value Added Share 2015", "Base Value Added Share", "Equipment Fraction"]
+    run = run_pysd({"Auto Value Added Share 2015": auto_share}, return_columns=columns)
+    first = run.iloc[0]
+    share = first[columns_of(run, "Value Added Share 2015")].to_numpy()
+    base = first[columns_of(run, "Base Value Added Share")].to_numpy()
+    equipment = first[columns_of(run, "Equipment Fraction")].to_numpy()
+    clusters = [c.split("[")[1].rstrip("]") for c in columns_of(run, "Value Added Share 2015")]
+    auto = clusters.index("auto")
+    assert share.sum() == pytest.approx(1.0, abs=1e-12)
+    assert share[auto] == pytest.approx(auto_share, abs=1e-12)
+    assert (share > 0).all()
+    not_equipment = equipment == 0
+    np.testing.assert_allclose(share[not_equipment], base[not_equipment], rtol=1e-12)
+    moved = abs(share[auto] - base[auto])
+    assert abs(share @ equipment - base @ equipment) <= 0.1 * moved
+
+
 def test_a_high_tech_certificate_lasts_exactly_three_years():
     """With no certification and no renewal, the 2015 stock is gone at the start of 2018.
 

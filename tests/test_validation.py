@@ -73,8 +73,9 @@ def test_the_default_calibration_sees_only_the_actuals_of_2015_and_2020(tmp_path
     """Published values of 2016-2025 change --through fits, never the default fit.
 
     The default fits the plan's figures and the published figures of the window's ends (2015
-    and 2020), except those its fixed cluster split cannot fit (no calibration fits them); the
-    intermediate years stay out of sample.
+    and 2020), except those its fixed cluster split cannot fit (no calibration fits them; the
+    automobile cluster's share is a parameter, so its levels are fitted); the intermediate
+    years stay out of sample.
     """
     from ningbo_sd.calibration.problem import load_problem
 
@@ -96,16 +97,19 @@ def test_the_default_calibration_sees_only_the_actuals_of_2015_and_2020(tmp_path
     assert [t.value for t in after_through.fitted] != [t.value for t in before_through.fitted]
     published = set(frame["id"])
     fitted_published = {t.id: t.year for t in before.fitted if t.id in published}
-    assert fitted_published == {"high_tech_firms_new_2015": 2015}
+    assert fitted_published == {"high_tech_firms_new_2015": 2015, "cluster_scale_2020__auto": 2020}
     statuses = {t.id: t.status for t in before.terms}
     assert statuses.get("cluster_scale_2020__appliances") is None  # not a term of the default
-    # no calibration fits a cluster's output while the cluster split is fixed: fitting 2017's
-    # auto output made the hindcast scale the whole economy up (gross output 2020 +37%)
+    # no calibration fits the output of a cluster whose share is fixed: fitting 2017's auto
+    # output made the hindcast scale the whole economy up (gross output 2020 +37%); the
+    # automobile share is a parameter now, so its levels are fitted, its one-year growth not
     through_terms = {t.id: t for t in before_through.terms}
     clusters = [t for t in through_terms.values() if t.indicator == "cluster_scale"]
     assert {"cluster_scale_2017__auto", "cluster_scale_change_2017__auto"} <= set(through_terms)
-    assert clusters and all(t.status == "not fitted" for t in clusters)
-    assert not {t.id for t in before_through.fitted} & {t.id for t in clusters}
+    fitted_clusters = {t.id for t in before_through.fitted} & {t.id for t in clusters}
+    assert fitted_clusters == {"cluster_scale_2017__auto"}
+    assert through_terms["cluster_scale_change_2017__auto"].status == "not fitted"
+    assert all(t.status == "not fitted" for t in clusters if not t.id.endswith("__auto"))
 
 
 # ---------------------------------------------------------------- out of sample, in sample

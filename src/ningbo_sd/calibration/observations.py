@@ -86,7 +86,15 @@ class ObservationTerm:
 
 
 INDICATOR_KEYS = frozenset(
-    {"column", "scale", "not_modelled", "bases_not_modelled", "scopes", "not_fitted"}
+    {
+        "column",
+        "scale",
+        "not_modelled",
+        "bases_not_modelled",
+        "scopes",
+        "not_fitted",
+        "fitted_clusters",
+    }
 )
 ROW_KEYS = frozenset({"not_modelled", "not_fitted"})
 
@@ -203,8 +211,15 @@ def _status(row: pd.Series, column: str | None, reason: str, decision: dict) -> 
     return column, STATUS_FITTED, ""
 
 
-def _indicator_decision(entry: dict) -> dict:
-    """An indicator-wide ``not_fitted`` reason as a row decision (a row's own decision wins)."""
+def _indicator_decision(entry: dict, observation_id: str) -> dict:
+    """An indicator-wide ``not_fitted`` reason as a row decision (a row's own decision wins).
+
+    A figure of a cluster the entry lists under ``fitted_clusters`` (the ``__<cluster>``
+    suffix of its id) is exempt: a parameter of the model stands for that cluster's level.
+    """
+    cluster = observation_id.partition("__")[2]
+    if cluster and cluster in (entry.get("fitted_clusters") or {}):
+        return {}
     return {"not_fitted": entry["not_fitted"]} if "not_fitted" in entry else {}
 
 
@@ -242,7 +257,7 @@ def build_terms(observations: pd.DataFrame, observation_map: ObservationMap) -> 
     for _, row in observations.iterrows():
         entry = observation_map.indicators[row["indicator"]]
         column, reason = _resolve_column(entry, row)
-        decision = observation_map.rows.get(row["id"]) or _indicator_decision(entry)
+        decision = observation_map.rows.get(row["id"]) or _indicator_decision(entry, row["id"])
         column, status, reason = _status(row, column, reason, decision)
         terms.append(
             ObservationTerm(

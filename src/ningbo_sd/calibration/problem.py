@@ -50,6 +50,10 @@ from ningbo_sd.plan.assumptions import (
 UNIFORM_SD = 1.0 / np.sqrt(12.0)
 
 
+class UninformedParameterError(ValueError):
+    """A calibrated register row that no fitted figure depends on."""
+
+
 @dataclass(frozen=True)
 class ParameterSpec:
     """A parameter to fit.
@@ -242,6 +246,45 @@ class CalibrationProblem:
             out[inside] = -0.5 * np.sum(res**2, axis=1)
         return out
 
+    def uninformed(self, points: int = 16, seed: int = 0) -> list[str]:
+        """Parameters that move no fitted figure anywhere the data could place them.
+
+        Each parameter is set to both ends of its range at ``points`` random points of the
+        unit cube; one whose fitted figures never change is informed only by its prior (a
+        rate that acts after the window, a level that cancels in every fitted ratio), so
+        the posterior can only echo the prior, and a sampler's noise in it would reach the
+        forecasts. Such a row should not be calibrated.
+
+        Parameters
+        ----------
+        points : int
+            Random points of the unit cube to test at (seeded).
+        seed : int
+            Seed of the points.
+
+        Returns
+        -------
+        list of str
+            The uninformed parameters, in register order.
+        """
+        rng = np.random.default_rng(seed)
+        centre = rng.uniform(0.05, 0.95, (points, self.n_parameters))
+        batch = []
+        for index in range(self.n_parameters):
+            for end in (0.0, 1.0):
+                moved = centre.copy()
+                moved[:, index] = end
+                batch.append(moved)
+        simulated = self.simulate(self.from_unit(np.vstack(batch)))[:, self._fitted_index]
+        ends = simulated.reshape(self.n_parameters, 2, points, -1)
+        with np.errstate(invalid="ignore"):
+            changed = ~np.isclose(ends[:, 0], ends[:, 1], rtol=1e-12, atol=0.0, equal_nan=True)
+        return [
+            name
+            for name, moves in zip(self.names, changed.any(axis=(1, 2)), strict=True)
+            if not moves
+        ]
+
     def with_observed(self, values: np.ndarray) -> CalibrationProblem:
         """The same problem with other observed values for the fitted observations.
 
@@ -382,4 +425,13 @@ def load_problem(
     if unknown:
         lines = ", ".join(f"line {s.assumption.line} ({s.name})" for s in unknown)
         raise KeyError(f"{assumptions_path}: {lines}: not a constant of the model")
+    uninformed = set(problem.uninformed())
+    if uninformed:
+        lines = ", ".join(
+            f"line {s.assumption.line} ({s.name})" for s in specs if s.name in uninformed
+        )
+        raise UninformedParameterError(
+            f"{assumptions_path}: {lines}: calibrate is true, but no fitted figure depends on "
+            "it; allowed: calibrate false (the Monte Carlo then draws it from its range)"
+        )
     return problem
