@@ -425,13 +425,32 @@ def load_problem(
     if unknown:
         lines = ", ".join(f"line {s.assumption.line} ({s.name})" for s in unknown)
         raise KeyError(f"{assumptions_path}: {lines}: not a constant of the model")
+    return problem
+
+
+def refuse_uninformed(problem: CalibrationProblem, assumptions_path: str | Path) -> None:
+    """Refuse calibrated register rows that no fitted figure depends on.
+
+    Parameters
+    ----------
+    problem : CalibrationProblem
+        From :func:`load_problem`.
+    assumptions_path : str or Path
+        The register it was built from (for the message).
+
+    Raises
+    ------
+    UninformedParameterError
+        One line naming the register lines and parameters, and what is allowed.
+    """
     uninformed = set(problem.uninformed())
     if uninformed:
         lines = ", ".join(
-            f"line {s.assumption.line} ({s.name})" for s in specs if s.name in uninformed
+            f"line {spec.assumption.line} ({spec.name})"
+            for spec in problem.parameters
+            if spec.name in uninformed
         )
         raise UninformedParameterError(
             f"{assumptions_path}: {lines}: calibrate is true, but no fitted figure depends on "
             "it; allowed: calibrate false (the Monte Carlo then draws it from its range)"
         )
-    return problem

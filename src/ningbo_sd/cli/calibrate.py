@@ -99,7 +99,7 @@ def run_calibration(
     """
     from ningbo_sd.calibration.fit import calibrate
     from ningbo_sd.calibration.posterior import sample_posterior
-    from ningbo_sd.calibration.problem import load_problem
+    from ningbo_sd.calibration.problem import load_problem, refuse_uninformed
     from ningbo_sd.plan.assumptions import ASSUMPTIONS_FILE
     from ningbo_sd.plan.data import DataFileError
 
@@ -114,6 +114,7 @@ def run_calibration(
         )
     except DataFileError as exc:
         raise ValueError(one_line(exc)) from None
+    refuse_uninformed(problem, assumptions or ASSUMPTIONS_FILE)
     fit = calibrate(problem, n_starts=settings.starts, seed=settings.seed)
     posterior = None
     if settings.draws > 0:
