@@ -193,6 +193,31 @@ def test_an_indicator_wide_not_fitted_reason_covers_its_rows_unless_a_row_decide
         load_observation_map(path)
 
 
+@pytest.mark.parametrize(
+    ("fitted", "expected"),
+    [
+        (
+            {"autos": "Auto Value Added Share 2015"},
+            r"fitted_clusters: autos is not a cluster.*auto",
+        ),
+        (["auto"], r"fitted_clusters: \['auto'\]; allowed: a mapping"),
+    ],
+)
+def test_fitted_clusters_must_name_clusters_of_the_model(tmp_path, fitted, expected):
+    """A misspelt cluster would exempt nothing, silently: it is refused with the allowed names."""
+    from ningbo_sd.calibration.observations import ACTUALS_MAP
+
+    mapping = yaml.safe_load(Path(ACTUALS_MAP).read_text("utf-8"))
+    assert mapping["indicators"]["cluster_scale"]["fitted_clusters"] == {
+        "auto": "Auto Value Added Share 2015"
+    }
+    mapping["indicators"]["cluster_scale"]["fitted_clusters"] = fitted
+    path = tmp_path / "map.yaml"
+    path.write_text(yaml.safe_dump(mapping, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ObservationMapError, match=expected):
+        load_observation_map(path)
+
+
 # ---------------------------------------------------------------- fit and report
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ningbo_sd.io import UserError, plain_decimal, read_yaml_file
 from ningbo_sd.plan.actuals import load_actuals
-from ningbo_sd.plan.data import tolerance_rule
+from ningbo_sd.plan.data import CLUSTERS, tolerance_rule
 from ningbo_sd.resources import calibration_dir
 
 MAP_FILE = calibration_dir() / "observation_map.yaml"
@@ -133,6 +133,24 @@ def _check_entries(path: Path, section: str, entries, allowed: frozenset, needed
                 f"{path}: {section}.{key}: unknown key(s) {sorted(extra)}; allowed: "
                 f"{sorted(allowed)}"
             )
+        _check_fitted_clusters(path, f"{section}.{key}", entry.get("fitted_clusters"))
+
+
+def _check_fitted_clusters(path: Path, where: str, fitted) -> None:
+    """``fitted_clusters`` maps clusters of the model to the parameter standing for each."""
+    if fitted is None:
+        return
+    if not isinstance(fitted, dict):
+        raise ObservationMapError(
+            f"{path}: {where}.fitted_clusters: {fitted!r}; allowed: a mapping cluster -> the "
+            "parameter that stands for its share"
+        )
+    unknown = sorted(str(cluster) for cluster in fitted if cluster not in CLUSTERS)
+    if unknown:
+        raise ObservationMapError(
+            f"{path}: {where}.fitted_clusters: {', '.join(unknown)} is not a cluster; allowed: "
+            f"{', '.join(CLUSTERS)}"
+        )
 
 
 def load_observation_map(path: str | Path = MAP_FILE) -> ObservationMap:
