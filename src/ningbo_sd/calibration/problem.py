@@ -40,6 +40,7 @@ from ningbo_sd.calibration.observations import (
     window_actual,
 )
 from ningbo_sd.calibration.simulate import BatchSimulator
+from ningbo_sd.io import UserError
 from ningbo_sd.plan.assumptions import (
     ASSUMPTIONS_FILE,
     Assumption,
@@ -50,7 +51,7 @@ from ningbo_sd.plan.assumptions import (
 UNIFORM_SD = 1.0 / np.sqrt(12.0)
 
 
-class UninformedParameterError(ValueError):
+class UninformedParameterError(UserError):
     """A calibrated register row that no fitted figure depends on."""
 
 
