@@ -200,6 +200,7 @@ def pow_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ok = (a >= 2.2250738585072014e-308) & (a < np.inf) & fast
     if not ok.all():
         bad = ~ok  # the C library's pow there, as numba's ``**``
+        # broadcast_to is needed: ascontiguousarray made a 0-d base 1-d, so b may be 0-d
         base, exponent = (np.broadcast_to(x, bad.shape)[bad] for x in (a, b))
         out[bad] = libm.call("pow", base, exponent)
     return out
