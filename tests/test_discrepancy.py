@@ -194,3 +194,34 @@ def test_predictive_probability_is_exact_in_any_chunking(weighted):
     p = discrepancy.probability(values, "change_pct", 15, ">=", 100.0)
     expected = np.average(p, weights=weights)
     assert results[0] == pytest.approx(expected, abs=1e-8)
+
+
+def _ensemble(nominal: np.ndarray, real: np.ndarray):
+    import xarray as xr
+
+    dims = ("sample", "year")
+    return xr.Dataset(
+        {"gross_output": (dims, nominal[:, None]), "gross_output_real": (dims, real[:, None])},
+        coords={"sample": np.arange(len(nominal)), "year": [2035]},
+    )
+
+
+def test_band_widths_split_off_the_deflator():
+    """Only prices vary: the deflator's band is the whole band; only real output: the
+    deflator's band is the discrepancy's alone, narrower."""
+    from ningbo_sd.validation.evidence import band_widths
+
+    rng = np.random.default_rng(3)
+    discrepancy = Discrepancy(sd=0.08, correlation=0.5)
+    weights = np.zeros(4000)
+    index = np.exp(rng.uniform(0.0, 0.3, 4000))
+    real = np.full(4000, 20000.0)
+    prices_only = band_widths(_ensemble(real * index, real), weights, discrepancy, 2035)
+    assert prices_only["deflator"] == pytest.approx(prices_only["predictive"], rel=1e-9)
+    assert prices_only["predictive"] > prices_only["model"] > 25
+
+    real = 20000.0 * np.exp(rng.normal(0.0, 0.1, 4000))
+    real_only = band_widths(_ensemble(real * 1.2, real), weights, discrepancy, 2035)
+    discrepancy_alone = 100 * (math.exp(1.645 * 0.08) - math.exp(-1.645 * 0.08))
+    assert real_only["deflator"] == pytest.approx(discrepancy_alone, rel=0.01)
+    assert real_only["deflator"] < real_only["predictive"]
