@@ -374,6 +374,20 @@ CASES: dict[str, Case] = {
         ("mc", "baseline", "-n", "many", "-o", "{tmp}/out/out.parquet"),
         ("Invalid value for '--samples'",),
     ),
+    # ---------------------------------------------------------- what has to hold
+    "holds_missing_results": Case(
+        ("holds", "{tmp}/none.parquet"),
+        ("{tmp}/none.parquet", "Monte Carlo results not found"),
+    ),
+    "holds_not_parquet": Case(
+        ("holds", "{tmp}/scenario.yaml"),
+        ("{tmp}/scenario.yaml", "not a Parquet file"),
+        files={"scenario.yaml": scenario("{}")},
+    ),
+    "holds_top_zero": Case(
+        ("holds", "{tmp}/none.parquet", "--top", "0"),
+        ("--top 0", "at least 1"),
+    ),
     # ---------------------------------------------------------- goal targets
     "goal_target_too_long": Case(
         ("goal", "baseline", "-t", "gross_output[2035] >= " + "1 + " * 2_500 + "1", *RD),

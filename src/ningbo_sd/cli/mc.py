@@ -176,6 +176,39 @@ def register(app: typer.Typer) -> None:
         )
         print_summary(summary)
 
+    @app.command("holds")
+    def holds(
+        results: Annotated[Path, typer.Argument(help="Results file written by `ningbo-sd mc -o`.")],
+        target: Annotated[
+            str, typer.Option(help="Target id, as `ningbo-sd mc` lists them.")
+        ] = "gross_output_2035",
+        top: Annotated[int, typer.Option(help="Inputs shown, most decisive first.")] = 10,
+    ) -> None:
+        """What has to hold: P(target) by tercile of each sampled input, from a Monte Carlo."""
+        from ningbo_sd.uncertainty.conditions import what_holds
+
+        if top < 1:
+            raise ValueError(f"--top {top}: give at least 1")
+        table = what_holds(results, target)
+        typer.echo(
+            f"{target}: met in {table.attrs['probability']:.1%} of the model's runs "
+            f"(effective sample size {table.attrs['ess']:,.0f}); by tercile of each input "
+            "(equal weight in each), the share of runs meeting it:"
+        )
+        shown = table.head(top).assign(
+            low=table["low"].map("{:.1%}".format),
+            middle=table["middle"].map("{:.1%}".format),
+            high=table["high"].map("{:.1%}".format),
+            spread=table["spread"].map("{:+.1%}".format),
+            split_at=[
+                f"{format_number(a)} / {format_number(b)}"
+                for a, b in zip(table["edge_low"], table["edge_high"], strict=True)
+            ][:top],
+        )
+        typer.echo(
+            shown[["input", "low", "middle", "high", "spread", "split_at"]].to_string(index=False)
+        )
+
     @app.command("sensitivity")
     def sensitivity(
         scenario: Annotated[str, typer.Argument(help="Scenario YAML or bundled name.")],

@@ -1,0 +1,166 @@
+"""What has to hold: a target's probability by tercile of each sampled input.
+
+The planner's second question, after "does this policy mix double output by 2035?", is "what
+has to hold for it to?". A Monte Carlo results file (:func:`~ningbo_sd.uncertainty.montecarlo.
+run_monte_carlo`) holds every sample's inputs (``param:<name>``), whether each target was met
+(``target:<id>:met``) and, when conditioned on history, its weight (``log_weight``). For each
+input this module splits the samples into three equally weighted groups (terciles of the
+input: the inverted weighted CDF) and gives the weighted share meeting the target in each. An
+input whose low and high terciles differ most is what the verdict hangs on. This is the one-
+input-at-a-time reading of scenario discovery (EMA Workbench's PRIM and feature scoring look
+for boxes over several inputs); it is exact and needs no tuning.
+
+The probabilities are those of the model's runs (the ``met`` column), not the predictive
+probabilities that also allow for the model discrepancy. The file is read one column at a
+time, so memory stays at a few columns of the ensemble whatever its size.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ningbo_sd.io import UserError
+from ningbo_sd.uncertainty.results import LOG_WEIGHT_COLUMN, METADATA_KEY
+
+#: Share of the ensemble's weight in each group: terciles.
+GROUPS = 3
+
+
+class ConditionsError(UserError):
+    """A results file or a target that the analysis cannot use."""
+
+
+def _open(path: Path):
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise ConditionsError(f"{path}: Monte Carlo results not found")
+    try:
+        source = pq.ParquetFile(path)
+    except Exception as error:  # pyarrow raises several types for a file that is not Parquet
+        raise ConditionsError(f"{path}: not a Parquet file ({type(error).__name__})") from None
+    metadata = source.schema_arrow.metadata or {}
+    if METADATA_KEY not in metadata:
+        raise ConditionsError(
+            f"{path}: not a Monte Carlo results file (no {METADATA_KEY.decode()} metadata); "
+            "write one with `ningbo-sd mc ... -o FILE.parquet`"
+        )
+    return source, json.loads(metadata[METADATA_KEY])
+
+
+def _column(source, name: str) -> np.ndarray:
+    return source.read(columns=[name]).column(name).to_numpy(zero_copy_only=False)
+
+
+def tercile_probabilities(
+    values: np.ndarray, met: np.ndarray, weights: np.ndarray
+) -> tuple[list[float], list[float]]:
+    """Weighted share of samples meeting a target in each tercile of one input.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        The input's value in each sample.
+    met : numpy.ndarray
+        1.0 where the sample meets the target, 0.0 where not, NaN where undefined.
+    weights : numpy.ndarray
+        Non-negative sample weights (ones when unweighted).
+
+    Returns
+    -------
+    probabilities : list of float
+        One per tercile, low to high (NaN for an empty group).
+    edges : list of float
+        The two values that split the terciles (weighted quantiles 1/3 and 2/3, inverted CDF);
+        a sample equal to an edge goes to the lower group.
+    """
+    keep = np.isfinite(values) & np.isfinite(met) & (weights > 0)
+    values, met, weights = values[keep], met[keep], weights[keep]
+    if not len(values):
+        return [float("nan")] * GROUPS, [float("nan")] * (GROUPS - 1)
+    levels = [k / GROUPS for k in range(1, GROUPS)]
+    edges = np.quantile(values, levels, weights=weights, method="inverted_cdf")
+    group = np.searchsorted(edges, values, side="left")
+    probabilities = []
+    for k in range(GROUPS):
+        inside = group == k
+        total = weights[inside].sum()
+        probabilities.append(
+            float((weights[inside] * met[inside]).sum() / total) if total else np.nan
+        )
+    return probabilities, [float(edge) for edge in edges]
+
+
+def what_holds(path: str | Path, target: str) -> pd.DataFrame:
+    """A target's probability in each tercile of every sampled input, most decisive first.
+
+    Parameters
+    ----------
+    path : str or Path
+        A Monte Carlo results file.
+    target : str
+        A target id of the file (``ningbo-sd mc`` prints them), e.g. ``gross_output_2035``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per input that varies: ``input``, ``low``, ``middle``, ``high`` (the weighted
+        probability of meeting the target in each tercile of the input), ``spread`` (high
+        minus low tercile), ``edge_low`` and ``edge_high`` (the values splitting the
+        terciles); sorted by the absolute spread, largest first. ``attrs`` holds the overall
+        probability (``probability``) and the effective sample size (``ess``).
+
+    Raises
+    ------
+    ConditionsError
+        A missing or foreign file, or a target the file does not hold (the message lists
+        the targets it does).
+    """
+    path = Path(path)
+    source, metadata = _open(path)
+    targets = list(metadata.get("targets", []))
+    if target not in targets:
+        shown = ", ".join(targets[:12]) + (", ..." if len(targets) > 12 else "")
+        raise ConditionsError(f"{path}: target {target!r} is not in the file; it has: {shown}")
+    names = source.schema_arrow.names
+    met = pd.array(_column(source, f"target:{target}:met"), dtype="boolean")
+    met = met.to_numpy(dtype=float, na_value=np.nan)
+    if LOG_WEIGHT_COLUMN in names:
+        log_weights = _column(source, LOG_WEIGHT_COLUMN).astype(float)
+        weights = np.exp(log_weights - np.max(log_weights))
+    else:
+        weights = np.ones(len(met))
+    defined = np.isfinite(met)
+    total = weights[defined].sum()
+    if not total > 0:
+        raise ConditionsError(f"{path}: target {target!r} is undefined in every sample")
+    rows = []
+    for name in names:
+        if not name.startswith("param:"):
+            continue
+        values = _column(source, name).astype(float)
+        if np.nanmax(values) == np.nanmin(values):
+            continue  # held at one value: nothing to condition on
+        probabilities, edges = tercile_probabilities(values, met, weights)
+        rows.append({
+            "input": name.removeprefix("param:"),
+            "low": probabilities[0],
+            "middle": probabilities[1],
+            "high": probabilities[-1],
+            "spread": probabilities[-1] - probabilities[0],
+            "edge_low": edges[0],
+            "edge_high": edges[-1],
+        })  # fmt: skip
+    table = pd.DataFrame(
+        rows, columns=["input", "low", "middle", "high", "spread", "edge_low", "edge_high"]
+    )
+    table = table.sort_values("spread", key=np.abs, ascending=False, kind="stable")
+    table = table.reset_index(drop=True)
+    table.attrs["probability"] = float((weights[defined] * met[defined]).sum() / total)
+    table.attrs["ess"] = float(total**2 / (weights[defined] ** 2).sum())
+    table.attrs["target"] = target
+    return table

@@ -1,0 +1,95 @@
+"""What has to hold: a target's probability by tercile of each input (analytic truths)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ningbo_sd.uncertainty.conditions import ConditionsError, tercile_probabilities, what_holds
+from ningbo_sd.uncertainty.results import LOG_WEIGHT_COLUMN, METADATA_KEY
+
+
+def _results(path, columns: dict, targets=("t",)) -> None:
+    table = pa.table(columns)
+    metadata = {METADATA_KEY: json.dumps({"targets": list(targets)}).encode()}
+    pq.write_table(table.replace_schema_metadata(metadata), path)
+
+
+def test_terciles_of_six_samples():
+    values = np.arange(1.0, 7.0)
+    met = np.array([0, 0, 0, 1, 1, 1], dtype=float)
+    probabilities, edges = tercile_probabilities(values, met, np.ones(6))
+    assert edges == [2.0, 4.0]  # {1, 2}, {3, 4}, {5, 6}
+    assert probabilities == [0.0, 0.5, 1.0]
+
+
+def test_weights_move_the_edges_and_the_shares():
+    values = np.arange(1.0, 7.0)
+    met = np.array([0, 1, 0, 1, 1, 1], dtype=float)
+    weights = np.array([4.0, 1, 1, 1, 1, 1])  # the first sample is a third of the weight
+    probabilities, edges = tercile_probabilities(values, met, weights)
+    # cumulative weight 4, 5, 6, 7, 8, 9 of 9: a third is reached at 1, two thirds at 3
+    assert edges == [1.0, 3.0]  # {1}, {2, 3}, {4, 5, 6}
+    assert probabilities == [0.0, 0.5, 1.0]
+
+
+def test_the_decisive_input_comes_first(tmp_path):
+    rng = np.random.default_rng(7)
+    n = 30_000
+    x = rng.uniform(0, 1, n)
+    noise = rng.uniform(0, 1, n)
+    met = x > 0.5  # met exactly when x is in its upper half
+    path = tmp_path / "mc.parquet"
+    _results(path, {
+        "sample": np.arange(n),
+        "param:noise": noise,
+        "param:x": x,
+        "param:held": np.full(n, 3.0),
+        "target:t:met": pa.array(met, type=pa.bool_()),
+    })  # fmt: skip
+    table = what_holds(path, "t")
+    assert list(table["input"]) == ["x", "noise"]  # the held input is left out
+    row = table.iloc[0]
+    assert row["low"] == 0.0 and row["high"] == 1.0
+    assert row["middle"] == pytest.approx(0.5, abs=0.02)
+    assert abs(table.iloc[1]["spread"]) < 0.03
+    assert table.attrs["probability"] == pytest.approx(met.mean(), rel=1e-12)
+    assert table.attrs["ess"] == pytest.approx(n)
+
+
+def test_weights_and_undefined_samples(tmp_path):
+    rng = np.random.default_rng(8)
+    n = 9_000
+    x = rng.uniform(0, 1, n)
+    log_weight = np.where(x < 0.5, np.log(3.0), 0.0)  # the lower half weighs three times more
+    met = pa.array([bool(v > 0.9) if i % 10 else None for i, v in enumerate(x)], type=pa.bool_())
+    path = tmp_path / "mc.parquet"
+    _results(path, {"sample": np.arange(n), "param:x": x, "target:t:met": met,
+                    LOG_WEIGHT_COLUMN: log_weight})  # fmt: skip
+    table = what_holds(path, "t")
+    defined = np.arange(n) % 10 != 0
+    w = np.exp(log_weight)[defined]
+    expected = (w * (x[defined] > 0.9)).sum() / w.sum()
+    assert table.attrs["probability"] == pytest.approx(expected, rel=1e-12)
+    assert table.attrs["ess"] == pytest.approx(w.sum() ** 2 / (w**2).sum(), rel=1e-12)
+    # the weighted terciles split the weight, not the count: the lower edge lies below 1/3
+    assert table.iloc[0]["edge_low"] < 0.3 and table.iloc[0]["low"] == 0.0
+
+
+def test_unknown_target_lists_the_file_s_targets(tmp_path):
+    path = tmp_path / "mc.parquet"
+    _results(path, {"sample": [0, 1], "param:x": [1.0, 2.0],
+                    "target:t:met": pa.array([True, False])})  # fmt: skip
+    with pytest.raises(ConditionsError, match=r"target 'u' is not in the file; it has: t"):
+        what_holds(path, "u")
+
+
+def test_a_parquet_file_without_metadata_is_refused(tmp_path):
+    path = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"a": [1.0]}), path)
+    with pytest.raises(ConditionsError, match="not a Monte Carlo results file"):
+        what_holds(path, "t")
