@@ -156,8 +156,18 @@ def test_uncertainty_section_weights_on_history_and_states_the_doubling(app):
     q05, q95 = weighted_quantiles(values, log_weights, [0.05, 0.95])[:, 0]
     fan = outcome.fans["gross_output"]
     assert fan.loc[2035, "q05"] == pytest.approx(q05) and fan.loc[2035, "q95"] == pytest.approx(q95)
+    # what has to hold: P(nominal doubling) by third of each input, from the same samples
+    holds = outcome.holds
+    assert holds.attrs["probability"] == pytest.approx(
+        outcome.probabilities["gross_output_2035"], abs=1e-12
+    )
+    assert "posterior_draw" not in set(holds["input"])  # a draw's index is not an input
+    assert (holds["spread"].abs().diff().dropna() <= 1e-12).all()  # most decisive first
+    top = holds.iloc[0]
+    assert "hangs on" in text and f"{top['input']} {top['low']:.0%} → {top['high']:.0%}" in text
     app.state.settings.language = "zh"
     assert "有效样本量" in view.summary.object and "翻一番" in view.summary.object
+    assert "取决于" in view.summary.object
 
 
 def test_uncertainty_charts_show_the_published_figures(app):

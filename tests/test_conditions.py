@@ -49,10 +49,11 @@ def test_the_decisive_input_comes_first(tmp_path):
         "param:noise": noise,
         "param:x": x,
         "param:held": np.full(n, 3.0),
+        "param:posterior_draw": rng.integers(0, 500, n),  # a draw's index, not an input
         "target:t:met": pa.array(met, type=pa.bool_()),
     })  # fmt: skip
     table = what_holds(path, "t")
-    assert list(table["input"]) == ["x", "noise"]  # the held input is left out
+    assert list(table["input"]) == ["x", "noise"]  # the held input and the draw are left out
     row = table.iloc[0]
     assert row["low"] == 0.0 and row["high"] == 1.0
     assert row["middle"] == pytest.approx(0.5, abs=0.02)

@@ -59,6 +59,10 @@ class MonteCarloOutcome:
         value moved by the recorded model discrepancy
         (:mod:`ningbo_sd.uncertainty.discrepancy`); None when none is recorded. The fans
         then also carry ``p05`` and ``p95``, the 90% band with the discrepancy.
+    holds : pandas.DataFrame or None
+        What has to hold for the nominal doubling: P(met) by tercile of each sampled input,
+        most decisive first (:func:`ningbo_sd.uncertainty.conditions.conditional_table`);
+        None when the ensemble does not score it.
     """
 
     fans: dict
@@ -71,6 +75,7 @@ class MonteCarloOutcome:
     weighted: bool = False
     ratios: pd.DataFrame | None = None
     predictive: pd.Series | None = None
+    holds: pd.DataFrame | None = None
 
 
 def prepare_ensemble(
@@ -189,6 +194,7 @@ def summarise(
             ratios[reading] = dict(zip(("q05", "q50", "q95"), levels, strict=True))
     ratios = pd.DataFrame.from_dict(ratios, orient="index", columns=["q05", "q50", "q95"])
     effective = effective_sample_size(log_weights) if weighted else float(len(frame))
+    holds = doubling_conditions(frame, weights)
     predictive = (
         predictive_probabilities(frame, weights, discrepancy) if discrepancy is not None else None
     )
@@ -203,7 +209,24 @@ def summarise(
         weighted=weighted,
         ratios=ratios,
         predictive=predictive,
+        holds=holds,
     )
+
+
+def doubling_conditions(frame: pd.DataFrame, weights: np.ndarray) -> pd.DataFrame | None:
+    """P(nominal doubling) by tercile of each sampled input (None when it is not scored)."""
+    from ningbo_sd.uncertainty.conditions import conditional_table
+
+    column = f"target:{dict(DOUBLING_TARGETS)['nominal']}:met"
+    if column not in frame:
+        return None
+    met = frame[column].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    inputs = (
+        (name.removeprefix("param:"), frame[name].to_numpy(dtype=float))
+        for name in frame.columns
+        if name.startswith("param:")
+    )
+    return conditional_table(inputs, met, weights)
 
 
 def predictive_band(values, log_weights, discrepancy, indicator: str) -> np.ndarray:

@@ -97,7 +97,15 @@ SECTION_TEXTS: dict[str, dict[str, str]] = {
         "(inside the 50% band: {in50})",
         "zh": "图中公开发布数据落在90%区间内：{in90}/{n}（落在50%区间内：{in50}）",
     },
+    "holds": {
+        "en": "what the nominal doubling hangs on (share of runs that double, lowest → highest "
+        "third of each input): {items}",
+        "zh": "名义翻一番取决于（各输入由低到高三等分，各组中翻一番的模拟比例）：{items}",
+    },
+    "holds_item": {"en": "{name} {low:.0%} → {high:.0%}", "zh": "{name} {low:.0%} → {high:.0%}"},
 }
+#: Inputs named in the "what has to hold" line of the uncertainty section.
+HOLDS_SHOWN = 3
 
 
 def section_text(key: str, language: str, **fields) -> str:
@@ -122,6 +130,19 @@ def doubling_text(outcome: MonteCarloOutcome, language: str) -> str:
             text += section_text("doubling_predictive", language, p=f"{predictive:.0%}")
         readings[reading] = text
     return section_text("doubling", language, **readings)
+
+
+def holds_text(outcome: MonteCarloOutcome, language: str) -> str:
+    """The inputs the nominal doubling depends on most, with P(doubling) in their low and
+    high thirds ("" when the ensemble does not score the doubling)."""
+    table = outcome.holds
+    if table is None or table.empty:
+        return ""
+    items = [
+        section_text("holds_item", language, name=row.input, low=row.low, high=row.high)
+        for row in table.head(HOLDS_SHOWN).itertuples()
+    ]
+    return section_text("holds", language, items="; ".join(items))
 
 
 def weight_text(outcome: MonteCarloOutcome, language: str) -> str:
@@ -327,7 +348,11 @@ class UncertaintyView(Viewer):
             self.summary.object = ""
             self.table.object = ""
             return
-        lines = [weight_text(outcome, lang), doubling_text(outcome, lang)]
+        lines = [
+            weight_text(outcome, lang),
+            doubling_text(outcome, lang),
+            holds_text(outcome, lang),
+        ]
         coverage = coverage_text(outcome, lang)
         self.summary.object = "<br>".join(html_text(line) for line in [*lines, coverage] if line)
         self.status.object = tr("mc_done", lang, n=outcome.n_samples, seconds=outcome.seconds)

@@ -18,6 +18,7 @@ time, so memory stays at a few columns of the ensemble whatever its size.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,15 @@ import pandas as pd
 
 from ningbo_sd.io import UserError
 from ningbo_sd.uncertainty.results import LOG_WEIGHT_COLUMN, METADATA_KEY
+from ningbo_sd.uncertainty.spec import POSTERIOR_COLUMN
 
 #: Share of the ensemble's weight in each group: terciles.
 GROUPS = 3
+#: The columns of a conditional table.
+COLUMNS = ("input", "low", "middle", "high", "spread", "edge_low", "edge_high")
+#: Sample columns that are not inputs: the index of the calibration's posterior draw (the
+#: draw's parameter values are inputs of their own).
+NOT_INPUTS = (POSTERIOR_COLUMN,)
 
 
 class ConditionsError(UserError):
@@ -134,20 +141,52 @@ def what_holds(path: str | Path, target: str) -> pd.DataFrame:
         weights = np.exp(log_weights - np.max(log_weights))
     else:
         weights = np.ones(len(met))
+    if not weights[np.isfinite(met)].sum() > 0:
+        raise ConditionsError(f"{path}: target {target!r} is undefined in every sample")
+    inputs = (
+        (name.removeprefix("param:"), _column(source, name).astype(float))
+        for name in names
+        if name.startswith("param:")
+    )  # a generator: one input column in memory at a time
+    table = conditional_table(inputs, met, weights)
+    table.attrs["target"] = target
+    return table
+
+
+def conditional_table(inputs: Iterable[tuple[str, np.ndarray]], met, weights) -> pd.DataFrame:
+    """P(met) by tercile of each input, most decisive first (the core of :func:`what_holds`).
+
+    Parameters
+    ----------
+    inputs : iterable of (str, numpy.ndarray)
+        Each input's name and its value in every sample; an input held at one value, and
+        the columns of :data:`NOT_INPUTS`, are left out.
+    met : numpy.ndarray
+        1.0 met, 0.0 not met, NaN undefined, per sample.
+    weights : numpy.ndarray
+        Non-negative sample weights.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`what_holds`; ``attrs`` holds ``probability`` and ``ess`` (NaN when the
+        target is undefined in every sample).
+    """
+    met = np.asarray(met, dtype=float)
+    weights = np.asarray(weights, dtype=float)
     defined = np.isfinite(met)
     total = weights[defined].sum()
-    if not total > 0:
-        raise ConditionsError(f"{path}: target {target!r} is undefined in every sample")
     rows = []
-    for name in names:
-        if not name.startswith("param:"):
+    for name, values in inputs:
+        if name in NOT_INPUTS:
             continue
-        values = _column(source, name).astype(float)
-        if np.nanmax(values) == np.nanmin(values):
+        values = np.asarray(values, dtype=float)
+        finite = values[np.isfinite(values)]
+        if not len(finite) or finite.max() == finite.min():
             continue  # held at one value: nothing to condition on
         probabilities, edges = tercile_probabilities(values, met, weights)
         rows.append({
-            "input": name.removeprefix("param:"),
+            "input": name,
             "low": probabilities[0],
             "middle": probabilities[1],
             "high": probabilities[-1],
@@ -155,12 +194,14 @@ def what_holds(path: str | Path, target: str) -> pd.DataFrame:
             "edge_low": edges[0],
             "edge_high": edges[-1],
         })  # fmt: skip
-    table = pd.DataFrame(
-        rows, columns=["input", "low", "middle", "high", "spread", "edge_low", "edge_high"]
-    )
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
     table = table.sort_values("spread", key=np.abs, ascending=False, kind="stable")
     table = table.reset_index(drop=True)
-    table.attrs["probability"] = float((weights[defined] * met[defined]).sum() / total)
-    table.attrs["ess"] = float(total**2 / (weights[defined] ** 2).sum())
-    table.attrs["target"] = target
+    has_total = total > 0
+    table.attrs["probability"] = (
+        float((weights[defined] * met[defined]).sum() / total) if has_total else float("nan")
+    )
+    table.attrs["ess"] = (
+        float(total**2 / (weights[defined] ** 2).sum()) if has_total else float("nan")
+    )
     return table
