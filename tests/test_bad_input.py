@@ -384,6 +384,10 @@ CASES: dict[str, Case] = {
         ("{tmp}/scenario.yaml", "not a Parquet file"),
         files={"scenario.yaml": scenario("{}")},
     ),
+    "holds_box_density_above_one": Case(
+        ("holds", "{tmp}/none.parquet", "--box", "--density", "2"),
+        ("--density 2.0", "a share in (0, 1]"),
+    ),
     "holds_top_zero": Case(
         ("holds", "{tmp}/none.parquet", "--top", "0"),
         ("--top 0", "at least 1"),

@@ -94,3 +94,47 @@ def test_a_parquet_file_without_metadata_is_refused(tmp_path):
     pq.write_table(pa.table({"a": [1.0]}), path)
     with pytest.raises(ConditionsError, match="not a Monte Carlo results file"):
         what_holds(path, "t")
+
+
+def test_prim_finds_the_box_that_makes_the_target_safe(tmp_path):
+    """met exactly when x > 0.6 and y < 0.5: PRIM restricts x and y, and leaves z alone."""
+    from ningbo_sd.uncertainty.discovery import box_table, discover, peel
+
+    rng = np.random.default_rng(11)
+    n = 40_000
+    x, y, z = (rng.uniform(0, 1, n) for _ in range(3))
+    met = (x > 0.6) & (y < 0.5)
+    path = tmp_path / "mc.parquet"
+    _results(path, {"sample": np.arange(n), "param:x": x, "param:y": y, "param:z": z,
+                    "target:t:met": pa.array(met, type=pa.bool_())})  # fmt: skip
+    box, reached, whole = discover(path, "t", density=0.95)
+    assert reached and box.density >= 0.95
+    assert whole.density == pytest.approx(met.mean(), rel=1e-12) and whole.mass == 1.0
+    table = box_table(box, whole).set_index("input")
+    assert set(table.index) == {"x", "y"}
+    assert table.loc["x", "from"] == pytest.approx(0.6, abs=0.03)
+    assert table.loc["y", "to"] == pytest.approx(0.5, abs=0.03)
+    assert box.coverage > 0.85  # the box holds most of the runs that meet the target
+    # the trajectory: each peel leaves a smaller box, down to the minimum mass
+    trajectory = peel({"x": x, "y": y, "z": z}, met.astype(float), np.ones(n))
+    masses = [b.mass for b in trajectory]
+    assert masses[0] == 1.0 and all(np.diff(masses) < 0) and masses[-1] <= 0.05 + 1e-9
+
+
+def test_prim_is_weighted(tmp_path):
+    """Samples outside x > 0.5 weigh nothing: the whole ensemble already meets the target."""
+    from ningbo_sd.uncertainty.discovery import peel
+
+    rng = np.random.default_rng(12)
+    x = rng.uniform(0, 1, 5_000)
+    met = (x > 0.5).astype(float)
+    trajectory = peel({"x": x}, met, np.where(x > 0.5, 1.0, 0.0))
+    assert trajectory[0].density == 1.0 and trajectory[0].limits["x"][0] > 0.5
+
+
+@pytest.mark.parametrize("density", [0.0, -0.1, 1.5])
+def test_prim_refuses_a_density_outside_zero_one(tmp_path, density):
+    from ningbo_sd.uncertainty.discovery import discover
+
+    with pytest.raises(ConditionsError, match=r"--density .*: give a share in \(0, 1\]"):
+        discover(tmp_path / "none.parquet", "t", density=density)

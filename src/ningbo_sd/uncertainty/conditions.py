@@ -41,7 +41,8 @@ class ConditionsError(UserError):
     """A results file or a target that the analysis cannot use."""
 
 
-def _open(path: Path):
+def open_results(path: Path):
+    """A results file's Parquet handle and its run metadata (refused: missing or foreign)."""
     import pyarrow.parquet as pq
 
     if not path.is_file():
@@ -59,8 +60,43 @@ def _open(path: Path):
     return source, json.loads(metadata[METADATA_KEY])
 
 
-def _column(source, name: str) -> np.ndarray:
+def read_column(source, name: str) -> np.ndarray:
+    """One column of a results file as a numpy array."""
     return source.read(columns=[name]).column(name).to_numpy(zero_copy_only=False)
+
+
+def load_target(path: Path, target: str):
+    """A results file, and each sample's outcome for one target and its weight.
+
+    Returns
+    -------
+    source : pyarrow.parquet.ParquetFile
+    met : numpy.ndarray
+        1.0 met, 0.0 not met, NaN where the target is undefined.
+    weights : numpy.ndarray
+        The importance weights relative to the largest (ones when the run is unweighted).
+
+    Raises
+    ------
+    ConditionsError
+        A missing or foreign file, a target the file does not hold (the message lists the
+        targets it does), or one undefined in every sample.
+    """
+    source, metadata = open_results(path)
+    targets = list(metadata.get("targets", []))
+    if target not in targets:
+        shown = ", ".join(targets[:12]) + (", ..." if len(targets) > 12 else "")
+        raise ConditionsError(f"{path}: target {target!r} is not in the file; it has: {shown}")
+    met = pd.array(read_column(source, f"target:{target}:met"), dtype="boolean")
+    met = met.to_numpy(dtype=float, na_value=np.nan)
+    if LOG_WEIGHT_COLUMN in source.schema_arrow.names:
+        log_weights = read_column(source, LOG_WEIGHT_COLUMN).astype(float)
+        weights = np.exp(log_weights - np.max(log_weights))
+    else:
+        weights = np.ones(len(met))
+    if not weights[np.isfinite(met)].sum() > 0:
+        raise ConditionsError(f"{path}: target {target!r} is undefined in every sample")
+    return source, met, weights
 
 
 def tercile_probabilities(
@@ -128,24 +164,10 @@ def what_holds(path: str | Path, target: str) -> pd.DataFrame:
         the targets it does).
     """
     path = Path(path)
-    source, metadata = _open(path)
-    targets = list(metadata.get("targets", []))
-    if target not in targets:
-        shown = ", ".join(targets[:12]) + (", ..." if len(targets) > 12 else "")
-        raise ConditionsError(f"{path}: target {target!r} is not in the file; it has: {shown}")
-    names = source.schema_arrow.names
-    met = pd.array(_column(source, f"target:{target}:met"), dtype="boolean")
-    met = met.to_numpy(dtype=float, na_value=np.nan)
-    if LOG_WEIGHT_COLUMN in names:
-        log_weights = _column(source, LOG_WEIGHT_COLUMN).astype(float)
-        weights = np.exp(log_weights - np.max(log_weights))
-    else:
-        weights = np.ones(len(met))
-    if not weights[np.isfinite(met)].sum() > 0:
-        raise ConditionsError(f"{path}: target {target!r} is undefined in every sample")
+    source, met, weights = load_target(path, target)
     inputs = (
-        (name.removeprefix("param:"), _column(source, name).astype(float))
-        for name in names
+        (name.removeprefix("param:"), read_column(source, name).astype(float))
+        for name in source.schema_arrow.names
         if name.startswith("param:")
     )  # a generator: one input column in memory at a time
     table = conditional_table(inputs, met, weights)
