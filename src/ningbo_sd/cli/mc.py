@@ -282,7 +282,7 @@ def _print_box(results: Path, target: str, density: float) -> None:
     """Print the PRIM box of a results file (``ningbo-sd holds --box``)."""
     import pandas as pd
 
-    from ningbo_sd.uncertainty.discovery import box_table, discover
+    from ningbo_sd.uncertainty.discovery import PEEL, SEARCHED, box_table, discover
 
     found, reached, whole = discover(results, target, density)
     typer.echo(
@@ -293,7 +293,8 @@ def _print_box(results: Path, target: str, density: float) -> None:
             else f"No box reaches {density:.0%}; the densest box meets it in {found.density:.1%}"
         )
         + f": {found.mass:.1%} of the runs' weight, holding {found.coverage:.1%} of the runs "
-        "that meet it (PRIM, peeling 5% at a time over the 8 most decisive inputs):"
+        f"that meet it (PRIM, peeling {PEEL:.0%} at a time over the {SEARCHED} most decisive "
+        "inputs):"
     )
     table = box_table(found, whole)
     if table.empty:
