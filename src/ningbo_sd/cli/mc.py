@@ -187,14 +187,14 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(
                 "--box",
-                help="Also find the box of inputs where the target is met with --density (PRIM).",
+                help="Instead, the box of inputs where the target is met with --density (PRIM).",
             ),
         ] = False,
         density: Annotated[
             float, typer.Option(help="With --box: the share of the box's runs that meet it.")
         ] = 0.95,
     ) -> None:
-        """What has to hold: P(target) by tercile of each sampled input, from a Monte Carlo."""
+        """What has to hold: P(target) by third of each input, or the PRIM box (Monte Carlo)."""
         from ningbo_sd.uncertainty.conditions import what_holds
 
         if top < 1:
