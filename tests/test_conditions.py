@@ -138,3 +138,42 @@ def test_prim_refuses_a_density_outside_zero_one(tmp_path, density):
 
     with pytest.raises(ConditionsError, match=r"--density .*: give a share in \(0, 1\]"):
         discover(tmp_path / "none.parquet", "t", density=density)
+
+
+def test_predictive_reading_is_the_discrepancy_probability(tmp_path):
+    """--predictive: each run counts with its probability that the published figure meets
+    the target, so the thirds are softer than the runs' shares and the whole matches `mc`."""
+    from ningbo_sd.uncertainty.discrepancy import Discrepancy
+    from ningbo_sd.uncertainty.summary import target_readings
+
+    target = "gross_output_2035"  # a real target: its reading comes from the plan's table
+    reading = target_readings([target])[target]
+    rng = np.random.default_rng(13)
+    n = 20_000
+    change = rng.uniform(40.0, 160.0, n)  # % change of gross output 2020-2035
+    path = tmp_path / "mc.parquet"
+    _results(path, {
+        "sample": np.arange(n),
+        "param:x": change / 100,
+        f"target:{target}:met": pa.array(change >= 100.0, type=pa.bool_()),
+        f"target:{target}:value": change,
+    }, targets=(target,))  # fmt: skip
+    discrepancy = Discrepancy(sd=0.08, correlation=0.5)
+    predictive = what_holds(path, target, discrepancy)
+    expected = discrepancy.probability(
+        change, reading.measure, reading.span, reading.op, reading.value
+    ).mean()
+    assert predictive.attrs["probability"] == pytest.approx(expected, rel=1e-12)
+    runs = what_holds(path, target)
+    assert runs.iloc[0]["low"] == 0.0 < predictive.iloc[0]["low"]
+    assert predictive.iloc[0]["high"] < runs.iloc[0]["high"] == 1.0
+
+
+def test_predictive_needs_a_target_with_a_reading(tmp_path):
+    from ningbo_sd.uncertainty.discrepancy import Discrepancy
+
+    path = tmp_path / "mc.parquet"
+    _results(path, {"sample": [0, 1], "param:x": [1.0, 2.0], "target:t:met": [True, False],
+                    "target:t:value": [1.0, 2.0]})  # fmt: skip
+    with pytest.raises(ConditionsError, match="has no predictive reading"):
+        what_holds(path, "t", Discrepancy(sd=0.08, correlation=0.5))

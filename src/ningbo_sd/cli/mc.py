@@ -193,20 +193,32 @@ def register(app: typer.Typer) -> None:
         density: Annotated[
             float, typer.Option(help="With --box: the share of the box's runs that meet it.")
         ] = 0.95,
+        predictive: Annotated[
+            bool,
+            typer.Option(
+                "--predictive",
+                help=(
+                    "Read each run as the probability that the published figure meets the "
+                    "target (the model discrepancy, as `mc` does), not whether the run does."
+                ),
+            ),
+        ] = False,
     ) -> None:
         """What has to hold: P(target) by third of each input, or the PRIM box (Monte Carlo)."""
         from ningbo_sd.uncertainty.conditions import what_holds
 
         if top < 1:
             raise ValueError(f"--top {top}: give at least 1")
+        discrepancy = _recorded_discrepancy() if predictive else None
+        reading = "predictive probability" if predictive else "share of the model's runs"
         if box:
-            _print_box(results, target, density)
+            _print_box(results, target, density, discrepancy, reading)
             return
-        table = what_holds(results, target)
+        table = what_holds(results, target, discrepancy)
         typer.echo(
-            f"{target}: met in {table.attrs['probability']:.1%} of the model's runs "
-            f"(effective sample size {table.attrs['ess']:,.0f}); by tercile of each input "
-            "(equal weight in each), the share of runs meeting it:"
+            f"{target}: {reading} {table.attrs['probability']:.1%} (effective sample size "
+            f"{table.attrs['ess']:,.0f}); by tercile of each input (equal weight in each), "
+            f"the {reading} in each:"
         )
         shown = table.head(top).assign(
             low=table["low"].map("{:.1%}".format),
@@ -278,19 +290,32 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"\nwrote {len(result.indices)} rows ({result.n_runs:,} runs) to {output}")
 
 
-def _print_box(results: Path, target: str, density: float) -> None:
+def _recorded_discrepancy():
+    """The recorded model discrepancy, or a one-line refusal when none is recorded."""
+    from ningbo_sd.uncertainty.discrepancy import discrepancy_file, load_discrepancy
+
+    discrepancy = load_discrepancy()
+    if discrepancy is None:
+        raise FileNotFoundError(
+            f"--predictive: no model discrepancy recorded ({discrepancy_file()}); "
+            "run `ningbo-sd check --record` first"
+        )
+    return discrepancy
+
+
+def _print_box(results: Path, target: str, density: float, discrepancy, reading: str) -> None:
     """Print the PRIM box of a results file (``ningbo-sd holds --box``)."""
     import pandas as pd
 
     from ningbo_sd.uncertainty.discovery import PEEL, SEARCHED, box_table, discover
 
-    found, reached, whole = discover(results, target, density)
+    found, reached, whole = discover(results, target, density, discrepancy=discrepancy)
     typer.echo(
-        f"{target}: met in {whole.density:.1%} of the model's runs. "
+        f"{target}: {reading} {whole.density:.1%}. "
         + (
-            f"A box of inputs where it is met in {found.density:.1%} (at least {density:.0%})"
+            f"A box of inputs where it is {found.density:.1%} (at least {density:.0%})"
             if reached
-            else f"No box reaches {density:.0%}; the densest box meets it in {found.density:.1%}"
+            else f"No box reaches {density:.0%}; in the densest box it is {found.density:.1%}"
         )
         + f": {found.mass:.1%} of the runs' weight, holding {found.coverage:.1%} of the runs "
         f"that meet it (PRIM, peeling {PEEL:.0%} at a time over the {SEARCHED} most decisive "

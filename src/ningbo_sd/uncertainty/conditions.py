@@ -65,14 +65,27 @@ def read_column(source, name: str) -> np.ndarray:
     return source.read(columns=[name]).column(name).to_numpy(zero_copy_only=False)
 
 
-def load_target(path: Path, target: str):
+def load_target(path: Path, target: str, discrepancy=None):
     """A results file, and each sample's outcome for one target and its weight.
+
+    Parameters
+    ----------
+    path : Path
+        A Monte Carlo results file.
+    target : str
+        One of its targets.
+    discrepancy : Discrepancy, optional
+        Read the outcome as the probability that the *published* figure meets the target
+        (the sample's value moved by the model discrepancy,
+        :meth:`~ningbo_sd.uncertainty.discrepancy.Discrepancy.probability`), as the
+        predictive probabilities of ``ningbo-sd mc`` do; None: whether the run meets it.
 
     Returns
     -------
     source : pyarrow.parquet.ParquetFile
     met : numpy.ndarray
-        1.0 met, 0.0 not met, NaN where the target is undefined.
+        1.0 met, 0.0 not met (or the probability of meeting it, with ``discrepancy``), NaN
+        where the target is undefined.
     weights : numpy.ndarray
         The importance weights relative to the largest (ones when the run is unweighted).
 
@@ -80,15 +93,30 @@ def load_target(path: Path, target: str):
     ------
     ConditionsError
         A missing or foreign file, a target the file does not hold (the message lists the
-        targets it does), or one undefined in every sample.
+        targets it does), one undefined in every sample, or (with ``discrepancy``) one that
+        has no predictive reading.
     """
     source, metadata = open_results(path)
     targets = list(metadata.get("targets", []))
     if target not in targets:
         shown = ", ".join(targets[:12]) + (", ..." if len(targets) > 12 else "")
         raise ConditionsError(f"{path}: target {target!r} is not in the file; it has: {shown}")
-    met = pd.array(read_column(source, f"target:{target}:met"), dtype="boolean")
-    met = met.to_numpy(dtype=float, na_value=np.nan)
+    if discrepancy is None:
+        met = pd.array(read_column(source, f"target:{target}:met"), dtype="boolean")
+        met = met.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        from ningbo_sd.uncertainty.summary import target_readings
+
+        reading = target_readings([target]).get(target)
+        if reading is None:
+            raise ConditionsError(
+                f"{path}: target {target!r} has no predictive reading (only modelled >= and "
+                "<= targets that are not scenario inputs have one); leave out --predictive"
+            )
+        values = read_column(source, f"target:{target}:value").astype(float)
+        met = discrepancy.probability(
+            values, reading.measure, reading.span, reading.op, reading.value
+        )
     if LOG_WEIGHT_COLUMN in source.schema_arrow.names:
         log_weights = read_column(source, LOG_WEIGHT_COLUMN).astype(float)
         weights = np.exp(log_weights - np.max(log_weights))
@@ -109,7 +137,8 @@ def tercile_probabilities(
     values : numpy.ndarray
         The input's value in each sample.
     met : numpy.ndarray
-        1.0 where the sample meets the target, 0.0 where not, NaN where undefined.
+        1.0 where the sample meets the target, 0.0 where not (or its probability of meeting
+        it), NaN where undefined.
     weights : numpy.ndarray
         Non-negative sample weights (ones when unweighted).
 
@@ -138,7 +167,7 @@ def tercile_probabilities(
     return probabilities, [float(edge) for edge in edges]
 
 
-def what_holds(path: str | Path, target: str) -> pd.DataFrame:
+def what_holds(path: str | Path, target: str, discrepancy=None) -> pd.DataFrame:
     """A target's probability in each tercile of every sampled input, most decisive first.
 
     Parameters
@@ -147,6 +176,8 @@ def what_holds(path: str | Path, target: str) -> pd.DataFrame:
         A Monte Carlo results file.
     target : str
         A target id of the file (``ningbo-sd mc`` prints them), e.g. ``gross_output_2035``.
+    discrepancy : Discrepancy, optional
+        Give predictive probabilities (see :func:`load_target`) instead of the runs' shares.
 
     Returns
     -------
@@ -164,7 +195,7 @@ def what_holds(path: str | Path, target: str) -> pd.DataFrame:
         the targets it does).
     """
     path = Path(path)
-    source, met, weights = load_target(path, target)
+    source, met, weights = load_target(path, target, discrepancy)
     inputs = (
         (name.removeprefix("param:"), read_column(source, name).astype(float))
         for name in source.schema_arrow.names

@@ -163,8 +163,8 @@ def choose(trajectory: list[Box], density: float) -> tuple[Box, bool]:
     return max(trajectory, key=lambda b: (b.density, b.coverage)), False
 
 
-def discover(path: str | Path, target: str, density: float = 0.95,
-             searched: int = SEARCHED) -> tuple[Box, bool, Box]:  # fmt: skip
+def discover(path: str | Path, target: str, density: float = 0.95, searched: int = SEARCHED,
+             discrepancy=None) -> tuple[Box, bool, Box]:  # fmt: skip
     """The box of inputs in which a target of a Monte Carlo file is met with ``density``.
 
     Parameters
@@ -179,6 +179,9 @@ def discover(path: str | Path, target: str, density: float = 0.95,
         How many inputs PRIM searches: the most decisive of the one-at-a-time screen
         (:func:`~ningbo_sd.uncertainty.conditions.conditional_table`), so memory stays at
         ``searched`` columns.
+    discrepancy : Discrepancy, optional
+        Read each run's outcome as the probability that the published figure meets the
+        target (:func:`~ningbo_sd.uncertainty.conditions.load_target`).
 
     Returns
     -------
@@ -200,7 +203,7 @@ def discover(path: str | Path, target: str, density: float = 0.95,
     if searched < 1:
         raise ConditionsError(f"--searched {searched}: give at least 1")
     path = Path(path)
-    source, met, weights = load_target(path, target)
+    source, met, weights = load_target(path, target, discrepancy)
     names = [n.removeprefix("param:") for n in source.schema_arrow.names if n.startswith("param:")]
     names = [n for n in names if n not in NOT_INPUTS]
     screen = conditional_table(
