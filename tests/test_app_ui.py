@@ -339,6 +339,10 @@ def test_monte_carlo_fans_are_drawn_in_view(page):
     bands = page.evaluate(FAN_RANGES_JS)
     for band in bands:  # every band (5-95 % and 25-75 %) lies inside its figure's y axis
         assert band["start"] <= band["low"] < band["high"] <= band["end"], band
+    # what has to hold: the inputs the doubling hangs on, with its thirds
+    line = page.get_by_text(re.compile(r"what the nominal doubling hangs on")).first
+    line.wait_for(timeout=10_000)
+    assert re.search(r"hangs on .*: [A-Z][\w ]+ \d+% → \d+%", line.inner_text())
     assert page.errors == []
 
 
