@@ -220,15 +220,16 @@ def register(app: typer.Typer) -> None:
             f"{table.attrs['ess']:,.0f}); by tercile of each input (equal weight in each), "
             f"the {reading} in each:"
         )
-        shown = table.head(top).assign(
-            low=table["low"].map("{:.1%}".format),
-            middle=table["middle"].map("{:.1%}".format),
-            high=table["high"].map("{:.1%}".format),
-            spread=table["spread"].map("{:+.1%}".format),
+        head = table.head(top)
+        shown = head.assign(
+            low=head["low"].map("{:.1%}".format),
+            middle=head["middle"].map("{:.1%}".format),
+            high=head["high"].map("{:.1%}".format),
+            spread=head["spread"].map("{:+.1%}".format),
             split_at=[
                 f"{format_number(a)} / {format_number(b)}"
-                for a, b in zip(table["edge_low"], table["edge_high"], strict=True)
-            ][:top],
+                for a, b in zip(head["edge_low"], head["edge_high"], strict=True)
+            ],
         )
         typer.echo(
             shown[["input", "low", "middle", "high", "spread", "split_at"]].to_string(index=False)

@@ -7,18 +7,19 @@ run_monte_carlo`) holds every sample's inputs (``param:<name>``), whether each t
 input this module splits the samples into three equally weighted groups (terciles of the
 input: the inverted weighted CDF) and gives the weighted share meeting the target in each. An
 input whose low and high terciles differ most is what the verdict hangs on. This is the one-
-input-at-a-time reading of scenario discovery (EMA Workbench's PRIM and feature scoring look
-for boxes over several inputs); it is exact and needs no tuning.
+input-at-a-time reading of scenario discovery; it is exact and needs no tuning.
 
-The probabilities are those of the model's runs (the ``met`` column), not the predictive
-probabilities that also allow for the model discrepancy. The file is read one column at a
-time, so memory stays at a few columns of the ensemble whatever its size.
+The probabilities are those of the model's runs (the ``met`` column) or, given the model
+discrepancy, the predictive probabilities that the published figure meets the target
+(:func:`load_target`). :mod:`ningbo_sd.uncertainty.discovery` looks for boxes over several
+inputs. The file is read one column at a time, so memory stays at a few columns of the
+ensemble whatever its size.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,17 @@ def open_results(path: Path):
 def read_column(source, name: str) -> np.ndarray:
     """One column of a results file as a numpy array."""
     return source.read(columns=[name]).column(name).to_numpy(zero_copy_only=False)
+
+
+def input_columns(source) -> Iterator[tuple[str, np.ndarray]]:
+    """Each sampled input of a results file with its values, one column in memory at a time.
+
+    The columns of :data:`NOT_INPUTS` are left out.
+    """
+    for column in source.schema_arrow.names:
+        name = column.removeprefix("param:")
+        if column.startswith("param:") and name not in NOT_INPUTS:
+            yield name, read_column(source, column).astype(float)
 
 
 def load_target(path: Path, target: str, discrepancy=None):
@@ -196,12 +208,7 @@ def what_holds(path: str | Path, target: str, discrepancy=None) -> pd.DataFrame:
     """
     path = Path(path)
     source, met, weights = load_target(path, target, discrepancy)
-    inputs = (
-        (name.removeprefix("param:"), read_column(source, name).astype(float))
-        for name in source.schema_arrow.names
-        if name.startswith("param:")
-    )  # a generator: one input column in memory at a time
-    table = conditional_table(inputs, met, weights)
+    table = conditional_table(input_columns(source), met, weights)
     table.attrs["target"] = target
     return table
 
@@ -215,7 +222,7 @@ def conditional_table(inputs: Iterable[tuple[str, np.ndarray]], met, weights) ->
         Each input's name and its value in every sample; an input held at one value, and
         the columns of :data:`NOT_INPUTS`, are left out.
     met : numpy.ndarray
-        1.0 met, 0.0 not met, NaN undefined, per sample.
+        1.0 met, 0.0 not met (or the probability of meeting it), NaN undefined, per sample.
     weights : numpy.ndarray
         Non-negative sample weights.
 

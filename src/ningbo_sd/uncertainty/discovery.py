@@ -15,8 +15,8 @@ with the largest coverage among those dense enough.
 
 Everything is weighted by the samples' importance weights, deterministic (ties go to the
 earlier input, the low side first) and exact in the sense that a box's figures are weighted
-sums over the samples inside it. The probabilities are the model's runs', as in
-:mod:`~ningbo_sd.uncertainty.conditions`.
+sums over the samples inside it. A run counts as met or not, or with its predictive
+probability when the model discrepancy is given, as in :mod:`~ningbo_sd.uncertainty.conditions`.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 
 from ningbo_sd.uncertainty.conditions import (
-    NOT_INPUTS,
     ConditionsError,
     conditional_table,
+    input_columns,
     load_target,
     read_column,
 )
@@ -115,9 +115,8 @@ def peel(inputs: dict[str, np.ndarray], met, weights, peel_share: float = PEEL,
         )
 
     trajectory = [box()]
-    while weights[inside].sum() > min_mass * total_weight:
-        best = None  # (density, -order, j, removed mask)
-        box_weight = weights[inside].sum()
+    while (box_weight := weights[inside].sum()) > min_mass * total_weight:
+        best = None  # (density, input, side, rows removed)
         for j in range(len(names)):
             order = orders[j][inside[orders[j]]]  # the box's samples, ascending in input j
             column = values[order, j]
@@ -204,11 +203,8 @@ def discover(path: str | Path, target: str, density: float = 0.95, searched: int
         raise ConditionsError(f"--searched {searched}: give at least 1")
     path = Path(path)
     source, met, weights = load_target(path, target, discrepancy)
-    names = [n.removeprefix("param:") for n in source.schema_arrow.names if n.startswith("param:")]
-    names = [n for n in names if n not in NOT_INPUTS]
-    screen = conditional_table(
-        ((n, read_column(source, f"param:{n}").astype(float)) for n in names), met, weights
-    )
+    screen = conditional_table(input_columns(source), met, weights)
+    # the searched columns are read again: the screen keeps one column at a time
     chosen = list(screen["input"].head(searched))
     inputs = {n: read_column(source, f"param:{n}").astype(float) for n in chosen}
     trajectory = peel(inputs, met, weights)
