@@ -96,6 +96,7 @@ def test_the_wheel_holds_one_package_and_its_data(wheel):
         "ningbo_sd/data/model/outputs.yaml",
         "ningbo_sd/data/model/loops.yaml",
         "ningbo_sd/data/calibration/hindcast/calibrated.yaml",
+        "ningbo_sd/data/calibration/ceiling/calibrated.yaml",
         "ningbo_sd/data/calibration/data/actuals.csv",
         "ningbo_sd/data/scenarios/baseline.yaml",
         "ningbo_sd/data/scenarios/registry/levers.yaml",

@@ -322,11 +322,18 @@ def calibrated_yaml(fit: FitResult, parameters: pd.DataFrame, settings: dict) ->
         "intervals": intervals,
         "settings": _clean(settings),
     }
-    header = (
-        "# Calibrated parameters of model/ningbo.mdl: bounded least squares against the\n"
+    through = settings.get("through")
+    window = (
         "# 2015-2020 observations (calibration/data/observations.csv, and the published\n"
         "# figures of 2015 and 2020 in actuals.csv) with priors from the\n"
-        "# assumptions register. Written by `ningbo-sd calibrate`; do not edit by hand.\n"
+        if through is None
+        else f"# observations and published figures of 2015-{through} (--through {through}:\n"
+        "# calibration/data/observations.csv and actuals.csv) with priors from the\n"
+    )
+    header = (
+        "# Calibrated parameters of model/ningbo.mdl: bounded least squares against the\n"
+        + window
+        + "# assumptions register. Written by `ningbo-sd calibrate`; do not edit by hand.\n"
         "# scenarios/run.py reads `parameters` (Vensim name -> value) as every run's base.\n"
         "# Intervals are 95 %: Laplace (Jacobian) and posterior (emcee) quantiles;\n"
         "# the full report is calibration_report.json / .csv next to this file.\n"

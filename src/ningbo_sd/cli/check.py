@@ -23,6 +23,7 @@ SECTIONS: dict[str, str] = {
     "loops": "ningbo_sd.validation.loops:check_loops",
     "screening": "ningbo_sd.validation.screen:screening",
     "hindcast": "ningbo_sd.validation.hindcast:hindcast",
+    "ceiling": "ningbo_sd.validation.ceiling:ceiling",
 }
 #: Columns shown per section in the table format (all columns go to json and csv).
 SHOWN: dict[str, tuple[str, ...]] = {
@@ -31,13 +32,15 @@ SHOWN: dict[str, tuple[str, ...]] = {
     "in_sample": ("id", "year", "observed", "model", "tolerance", "status", "reason"),
     "hindcast": ("id", "year", "observed", "model", "ape_pct", "growth_error_pp", "q05", "q95",
                  "in_90", "status"),
+    "ceiling": ("id", "year", "observed", "default_model", "default_ape_pct", "model", "ape_pct",
+                "growth_error_pp", "tolerance", "status"),
 }  # fmt: skip
 #: The sections ``--record`` writes from (the MAPE guard and the model discrepancy).
 RECORDED = ("out_of_sample", "hindcast")
 #: Rows shown per section in the table format: the ones worth reading.
 NOTEWORTHY = (
     "fail", "known_failure", "miss", "compared", "secondary", "in sample", "info", "by indicator",
-    "at bound",
+    "at bound", "unreached",
 )  # fmt: skip
 
 
@@ -188,7 +191,7 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Validate the model: out of sample, in sample, Reality Check, units, loops,
-        screening of the sampled inputs, hindcast.
+        screening of the sampled inputs, hindcast, and the ceiling (fitted to everything).
 
         Exits 1 when a gating section fails (Reality Check, units, loops, the out-of-sample
         MAPE guard); known failures are listed with their reasons and do not fail it.

@@ -6,7 +6,8 @@ whether it passed. ``ningbo-sd check`` runs them all and prints one table; a sec
 (listed with its reason in the data, never a weakened expectation).
 
 Sections: out of sample (published actuals), in sample (the calibration, net of replays),
-Reality Check (``model/reality_checks.yaml``), units, loops and hindcast.
+Reality Check (``model/reality_checks.yaml``), units, loops, hindcast, and the ceiling (the
+structure fitted to every published figure, beside the default's forecast errors).
 """
 
 from __future__ import annotations
