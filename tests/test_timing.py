@@ -68,7 +68,19 @@ def test_a_lever_for_2021_2025_shows_in_2021_and_not_before():
     )
     ratio = moved["industrial_investment"] / base["industrial_investment"]
     assert ratio.loc[2015:2020].tolist() == [1.0] * 6
-    assert ratio.loc[2021] > 1.05  # half a year of faster trend growth by mid-2021
+    # the lever sets the policy-led trend: by mid-2021 (flows are read at mid-year) it has had
+    # two quarter-year Euler steps at 25% instead of 6.6%
+    trends = [
+        run_raw(
+            resolve_parameters("baseline", overrides, calibrated=None), columns=["Investment Trend"]
+        )
+        for overrides in ({}, {"Investment Growth 2021 2025": 0.25})
+    ]
+    trend_ratio = trends[1]["Investment Trend"] / trends[0]["Investment Trend"]
+    assert trend_ratio.loc[2021.0] == 1.0
+    assert trend_ratio.loc[2021.5] == pytest.approx((1.0625 / 1.0165) ** 2, rel=1e-12)
+    # the policy-led part is a third to a half of investment; firms' own part follows demand
+    assert 1.02 < ratio.loc[2021] < trend_ratio.loc[2021.5]
 
 
 def test_an_annual_index_applies_at_mid_year():
