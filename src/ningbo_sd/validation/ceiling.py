@@ -88,15 +88,12 @@ def ceiling(
     forecast, fitted = (term_values(terms, run)[0] for run in runs)
     table = compare_terms(terms, fitted, fitted[None, :])
     before = compare_terms(terms, forecast, forecast[None, :])
-    for column, source in zip(
-        DEFAULT_COLUMNS, ("model", "ape_pct", "growth_error_pp"), strict=True
-    ):
+    for column, source in DEFAULT_COLUMNS.items():
         table[column] = before[source].to_numpy()
     table["tolerance"] = [term.tolerance for term in terms]
     table = table.drop(columns=["q05", "q95", "in_50", "in_90"])
-    miss = table["error"].abs() / table["tolerance"]
-    table["residual"] = miss
-    table["status"] = np.where(miss <= 1, "reached", "unreached")
+    table["residual"] = table["error"].abs() / table["tolerance"]  # in tolerances
+    table["status"] = np.where(table["residual"] <= 1, "reached", "unreached")
     table.loc[~table["id"].isin(in_ceiling), "status"] = "not fitted"
     table.loc[table["status"] == "not fitted", "reason"] = (
         "the ceiling does not fit it either (calibration/actuals_map.yaml)"
