@@ -28,6 +28,7 @@ from ningbo_sd.io import format_number
 from ningbo_sd.resources import calibrated_file, calibration_dir
 from ningbo_sd.validation import Section
 from ningbo_sd.validation.evidence import compare_terms, term_values
+from ningbo_sd.validation.hindcast import missing_calibration
 
 CEILING_FILE = calibration_dir() / "ceiling" / "calibrated.yaml"
 THROUGH = 2025
@@ -68,12 +69,8 @@ def ceiling(
 
     ceiling_file = Path(fitted_to_all)
     if not ceiling_file.is_file():
-        table = compare_terms([], np.zeros(0), np.zeros((1, 0)))
-        summary = (
-            f"no calibration through {THROUGH} at {ceiling_file}: run `ningbo-sd calibrate "
-            f"--through {THROUGH} --draws 0 -o calibration/ceiling/calibrated.yaml`"
-        )
-        return Section("ceiling", TITLE, table, summary)
+        output = "--draws 0 -o calibration/ceiling/calibrated.yaml"
+        return missing_calibration("ceiling", TITLE, ceiling_file, THROUGH, output)
     calibrated = calibrated_file() if calibrated is None else calibrated
     in_default = {term.id for term in fitted_terms(calibrated)}
     in_ceiling = {term.id for term in fitted_terms(ceiling_file)}

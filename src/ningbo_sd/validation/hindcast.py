@@ -48,6 +48,29 @@ from ningbo_sd.validation.evidence import (
 HINDCAST_FILE = calibration_dir() / "hindcast" / "calibrated.yaml"
 THROUGH = 2018
 WINDOW = range(2019, 2021)
+TITLE = f"Hindcast: fit to {THROUGH}, forecast {WINDOW.start}-{WINDOW.stop - 1}"
+
+
+def missing_calibration(name: str, title: str, path: Path, through: int, output: str) -> Section:
+    """The section of a check whose calibration file is missing: no rows, and how to make it.
+
+    Parameters
+    ----------
+    name, title : str
+        The section's.
+    path : Path
+        Where the calibration was looked for.
+    through : int
+        The last year it fits (``ningbo-sd calibrate --through``).
+    output : str
+        The rest of the command that writes it (``-o ...``, options).
+    """
+    table = compare_terms([], np.zeros(0), np.zeros((1, 0)))
+    summary = (
+        f"no calibration through {through} at {path}: run `ningbo-sd calibrate "
+        f"--through {through} {output}`"
+    )
+    return Section(name, title, table, summary)
 
 
 def hindcast(
@@ -75,12 +98,9 @@ def hindcast(
 
     calibrated = Path(calibrated)
     if not calibrated.is_file():
-        table = compare_terms([], np.zeros(0), np.zeros((1, 0)))
-        summary = (
-            f"no calibration through {THROUGH} at {calibrated.name}: run `ningbo-sd calibrate "
-            f"--through {THROUGH} -o calibration/hindcast/calibrated.yaml`"
+        return missing_calibration(
+            "hindcast", TITLE, calibrated, THROUGH, "-o calibration/hindcast/calibrated.yaml"
         )
-        return Section("hindcast", "Hindcast: fit to 2018, forecast 2019-2020", table, summary)
     terms = build_terms(load_observations(), load_observation_map()) + actual_terms()
     terms = [
         term
@@ -132,7 +152,7 @@ def hindcast(
         f"calibrated through {THROUGH}, forecasting {WINDOW.start}-{WINDOW.stop - 1}: "
         f"{figures['compared']} figures, {text} ({n_samples:,} samples, seed {seed})"
     )
-    return Section("hindcast", "Hindcast: fit to 2018, forecast 2019-2020", table, summary)
+    return Section("hindcast", TITLE, table, summary)
 
 
 def forecast_errors(table: pd.DataFrame) -> pd.DataFrame:
