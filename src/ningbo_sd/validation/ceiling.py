@@ -98,7 +98,7 @@ def ceiling(
     return Section("ceiling", TITLE, table, _summary(table, ceiling_file))
 
 
-def _summary(table: pd.DataFrame, calibrated: Path) -> str:
+def _summary(table: pd.DataFrame, ceiling_file: Path) -> str:
     """The headline: both MAPEs on the same figures, and what stays out of reach."""
     levels, growth = table["ape_pct"].notna(), table["growth_error_pp"].notna()
     counted = table["status"] != "not fitted"
@@ -108,8 +108,8 @@ def _summary(table: pd.DataFrame, calibrated: Path) -> str:
     )
     unreached = table[table["status"] == "unreached"].sort_values("residual", ascending=False)
     text = (
-        f"fitted to every published figure through {THROUGH} ({calibrated.parent.name}/"
-        f"{calibrated.name}), on the {len(table)} figures the default calibration forecasts: "
+        f"fitted to every published figure through {THROUGH} ({ceiling_file.parent.name}/"
+        f"{ceiling_file.name}), on the {len(table)} figures the default calibration forecasts: "
         f"MAPE on levels {table.loc[levels, 'ape_pct'].mean():.1f}% (the default's out of "
         f"sample: {table.loc[levels, 'default_ape_pct'].mean():.1f}%, n={int(levels.sum())}), "
         f"growth-rate error {table.loc[growth, 'growth_error_pp'].abs().mean():.1f} pp "
@@ -117,7 +117,7 @@ def _summary(table: pd.DataFrame, calibrated: Path) -> str:
         f"n={int(growth.sum())}); {reached} of {int(counted.sum())} fitted figures within "
         f"their tolerance (the default's forecasts: {forecast_within})"
     )
-    bound = _at_bound(calibrated)
+    bound = _at_bound(ceiling_file)
     if bound is not None:
         text += f"; {len(bound[0])} of {bound[1]} parameters end at a bound of their range"
     if len(unreached):
@@ -128,9 +128,9 @@ def _summary(table: pd.DataFrame, calibrated: Path) -> str:
     return text
 
 
-def _at_bound(calibrated: Path) -> tuple[list[str], int] | None:
-    """The parameters the calibration left at a bound, and how many it fitted."""
-    report = calibrated.parent / "calibration_report.json"
+def _at_bound(calibration: Path) -> tuple[list[str], int] | None:
+    """The parameters a calibration left at a bound, and how many it fitted."""
+    report = calibration.parent / "calibration_report.json"
     if not report.is_file():
         return None
     summary = json.loads(report.read_text(encoding="utf-8"))["summary"]
