@@ -46,11 +46,6 @@ BAND_SEED = 1
 REPLAY_TOLERANCE = 1e-9
 #: Status of the out-of-sample table's per-indicator rows (errors by indicator).
 STATUS_BY_INDICATOR = "by indicator"
-#: The columns of :func:`compare_terms` (so that a table of no figures still has them).
-COMPARED_COLUMNS = (
-    "id", "indicator", "measure", "year", "year_start", "basis", "observed", "model", "error",
-    "ape_pct", "growth_error_pp", "q05", "q95", "in_50", "in_90", "status", "reason",
-)  # fmt: skip
 
 
 def term_values(terms, results) -> np.ndarray:
@@ -214,7 +209,7 @@ def compare_terms(
             if term.status not in (STATUS_FITTED, STATUS_NOT_FITTED):
                 row["status"] = "secondary"  # a duplicate or alternative reading: not counted
         rows.append(row)
-    table = pd.DataFrame(rows, columns=None if rows else COMPARED_COLUMNS)
+    table = pd.DataFrame(rows)
     table["year"] = table["year"].astype("Int64")
     return table
 

@@ -65,12 +65,11 @@ def missing_calibration(name: str, title: str, path: Path, through: int, output:
     output : str
         The rest of the command that writes it (``-o ...``, options).
     """
-    table = compare_terms([], np.zeros(0), np.zeros((1, 0)))
     summary = (
         f"no calibration through {through} at {path}: run `ningbo-sd calibrate "
         f"--through {through} {output}`"
     )
-    return Section(name, title, table, summary)
+    return Section(name, title, pd.DataFrame(), summary)  # no rows: nothing was compared
 
 
 def hindcast(
